@@ -1,0 +1,47 @@
+"""Terminal rendering for ``manage.py symphony``: a progress bar that follows an execution."""
+
+import json
+import sys
+import time
+
+from executions.models import Execution
+from executions.state import FINISHED
+
+BAR_WIDTH = 30
+
+
+def progress_line(execution: Execution) -> str:
+    filled = int(BAR_WIDTH * execution.progress / 100)
+    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+    step = f" {execution.current_step}" if execution.current_step else ""
+    attempt = f" attempt {execution.attempt}/{execution.max_attempts}" if execution.max_attempts > 1 else ""
+    return f"[{bar}] {execution.progress:5.1f}% {execution.state}{attempt}{step}"
+
+
+def follow(execution_id: int, out=None, interval: float = 0.2) -> Execution:
+    """Redraw the progress line until the execution finishes; returns it finished."""
+    out = out or sys.stdout
+    interactive = out.isatty()
+    last = None
+    while True:
+        execution = Execution.objects.get(pk=execution_id)
+        line = progress_line(execution)
+        if line != last:
+            out.write(f"\r\033[K{line}" if interactive else f"{line}\n")
+            out.flush()
+            last = line
+        if execution.state in FINISHED:
+            if interactive:
+                out.write("\n")
+            return execution
+        time.sleep(interval)
+
+
+def outcome_text(execution: Execution) -> str:
+    if execution.error:
+        error = execution.error
+        text = f"{execution.state}: {error.get('type')}: {error.get('message')}"
+        if error.get("traceback"):
+            text += "\n" + error["traceback"].rstrip()
+        return text
+    return json.dumps(execution.result, indent=2, ensure_ascii=False)

@@ -1,0 +1,43 @@
+"""What the router needs to know from the executions layer: how busy each agent
+is, and which tasks it has completed; and a router wired to both."""
+
+from django.db.models import Count, Q
+
+from executions.models import Execution
+from executions.models import ExecutionState as S
+from executions.state import ACTIVE
+from routing.decisions import AgentLoad, query_text
+from routing.models import AgentConfig
+from routing.router import TaskRouter
+
+# Completed tasks per agent that content matching learns from (most recent first).
+HISTORY_LIMIT = 50
+
+
+def agent_loads(agent_ids: list[int]) -> dict[int, AgentLoad]:
+    """Running (PREPARING or RUNNING) and QUEUED executions per agent, from the database: right across workers."""
+    rows = AgentConfig.objects.filter(pk__in=agent_ids).annotate(
+        running=Count("executions", filter=Q(executions__state__in=ACTIVE)),
+        queued=Count("executions", filter=Q(executions__state=S.QUEUED)),
+    )
+    return {row.pk: AgentLoad(running=row.running, queued=row.queued) for row in rows}
+
+
+def agent_histories(agent_ids: list[int], limit: int = HISTORY_LIMIT) -> dict[int, list[str]]:
+    """The queries of the tasks each agent completed, most recent first."""
+    history: dict[int, list[str]] = {agent_id: [] for agent_id in agent_ids}
+    for agent_id in agent_ids:
+        rows = (
+            Execution.objects.filter(agent_id=agent_id, state=S.COMPLETED)
+            .order_by("-finished_at")
+            .values_list("task__name", "task__input_data")[:limit]
+        )
+        for name, input_data in rows:
+            text = query_text(input_data)
+            if text:
+                history[agent_id].append(text)
+    return history
+
+
+def task_router(strategy: str | None = None, *, custom=None) -> TaskRouter:
+    return TaskRouter(strategy, custom=custom, loads=agent_loads, history=agent_histories)

@@ -1,0 +1,133 @@
+"""``manage.py symphony``: submit and follow executions, run the dispatcher, set up an install."""
+
+import json
+import secrets
+import signal
+import threading
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from executions import cli
+from executions.dispatcher import run_dispatcher
+from executions.models import Execution
+from executions.models import ExecutionState as S
+from executions.services import SubmitError, execution_cancel, execution_retry, execution_submit
+from executions.state import TransitionError
+from routing.models import AgentConfig
+from routing.services import demo_agents_load
+
+
+class Command(BaseCommand):
+    help = "Symphony: submit, follow, cancel and retry executions; run the dispatcher; set up an install."
+
+    def add_arguments(self, parser):
+        commands = parser.add_subparsers(dest="subcommand", required=True)
+        submit = commands.add_parser("submit", help="Submit a task to an agent.")
+        submit.add_argument("--agent", required=True, help="Agent name.")
+        submit.add_argument("--input", default="{}", help="Task input as JSON.")
+        submit.add_argument("--name", help="Task name (default: '<agent> task').")
+        submit.add_argument("--timeout", type=float, help="Seconds before the execution times out.")
+        submit.add_argument("--max-attempts", type=int, help="Attempts before giving up (default: site setting).")
+        submit.add_argument("--wait", action="store_true", help="Follow it to the end; non-zero exit on failure.")
+        followers = (
+            ("wait", "Follow an execution until it ends."),
+            ("cancel", "Cancel an execution."),
+            ("retry", "Retry a failed execution."),
+        )
+        for name, text in followers:
+            sub = commands.add_parser(name, help=text)
+            sub.add_argument("execution_id", type=int)
+            if name == "retry":
+                sub.add_argument("--wait", action="store_true")
+        commands.add_parser("dispatcher", help="Run the dispatcher loop (lease reaping, due retries).")
+        commands.add_parser("load-demo", help="Create or refresh the built-in demo agents.")
+        commands.add_parser("ensure-admin", help="Make sure an 'admin' superuser exists.")
+
+    def handle(self, *args, subcommand, **options):
+        getattr(self, "handle_" + subcommand.replace("-", "_"))(**options)
+
+    def handle_submit(self, *, agent, input, name, timeout, max_attempts, wait, **_):
+        try:
+            input_data = json.loads(input)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--input is not valid JSON: {exc}") from exc
+        config = AgentConfig.objects.filter(name=agent).first()
+        if config is None:
+            known = ", ".join(AgentConfig.objects.values_list("name", flat=True)) or "none"
+            raise CommandError(f"No agent named {agent!r} (known: {known}).")
+        try:
+            execution = execution_submit(
+                agent=config, input_data=input_data, name=name, timeout=timeout, max_attempts=max_attempts
+            )
+        except SubmitError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(str(execution.pk))
+        if wait:
+            self._follow(execution.pk)
+
+    def handle_wait(self, *, execution_id, **_):
+        self._get(execution_id)
+        self._follow(execution_id)
+
+    def handle_cancel(self, *, execution_id, **_):
+        try:
+            execution = execution_cancel(execution=self._get(execution_id), reason="cancelled from the CLI")
+        except TransitionError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{execution.pk} {execution.state}")
+
+    def handle_retry(self, *, execution_id, wait, **_):
+        try:
+            execution = execution_retry(execution=self._get(execution_id))
+        except TransitionError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(f"{execution.pk} {execution.state} (attempt {execution.attempt})")
+        if wait:
+            self._follow(execution.pk)
+
+    def handle_dispatcher(self, **_):
+        stop = threading.Event()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        run_dispatcher(stop)
+
+    def handle_load_demo(self, **_):
+        names = [config.name for config in demo_agents_load()]
+        self.stdout.write(f"Demo agents ready: {', '.join(names)}")
+
+    def handle_ensure_admin(self, **_):
+        User = get_user_model()
+        password = settings.SYMPHONY_ADMIN_PASSWORD
+        user = User.objects.filter(username="admin").first()
+        if user is not None:
+            if password and not user.check_password(password):
+                user.set_password(password)
+                user.save(update_fields=["password"])
+                self.stdout.write("Admin user 'admin': password set from SYMPHONY_ADMIN_PASSWORD.")
+            else:
+                self.stdout.write("Admin user 'admin' exists.")
+            return
+        generated = not password
+        password = password or secrets.token_urlsafe(12)
+        User.objects.create_superuser("admin", "", password)
+        if generated:
+            self.stdout.write(self.style.WARNING(f"Created admin user 'admin' with password: {password}"))
+            self.stdout.write("Keep it: it is not shown again. Set SYMPHONY_ADMIN_PASSWORD to choose one.")
+        else:
+            self.stdout.write("Created admin user 'admin' (password from SYMPHONY_ADMIN_PASSWORD).")
+
+    def _get(self, execution_id: int) -> Execution:
+        try:
+            return Execution.objects.get(pk=execution_id)
+        except Execution.DoesNotExist as exc:
+            raise CommandError(f"No execution {execution_id}.") from exc
+
+    def _follow(self, execution_id: int) -> None:
+        execution = cli.follow(execution_id, out=self.stdout._out)
+        if execution.state == S.COMPLETED:
+            self.stdout.write(cli.outcome_text(execution))
+            return
+        self.stderr.write(cli.outcome_text(execution))
+        raise SystemExit(1)

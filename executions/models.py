@@ -1,0 +1,150 @@
+from django.conf import settings
+from django.db import models
+
+
+class ExecutionState(models.TextChoices):
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    PREPARING = "PREPARING"
+    RUNNING = "RUNNING"
+    PAUSED = "PAUSED"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    TIMED_OUT = "TIMED_OUT"
+
+
+class Task(models.Model):
+    """What to do: a named input for an agent. One task may be executed many times."""
+
+    name = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    input_data = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    agent = models.ForeignKey(
+        "routing.AgentConfig",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+        help_text="The agent to run this task with; empty to let the router choose.",
+    )
+    routing_strategy = models.CharField(
+        max_length=20, blank=True, help_text="How to route this task when it names no agent; empty for the default."
+    )
+    priority = models.IntegerField(default=0, help_text="Higher runs first.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Execution(models.Model):
+    """One run of a task by an agent, with its lifecycle, progress and outcome.
+
+    ``state`` is written only by ``executions.state.transition``; ``save()`` leaves it alone.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="executions")
+    agent = models.ForeignKey("routing.AgentConfig", on_delete=models.PROTECT, related_name="executions")
+    state = models.CharField(max_length=16, choices=ExecutionState.choices, default=ExecutionState.QUEUED)
+    priority = models.IntegerField(default=0, help_text="Higher runs first.")
+    attempt = models.PositiveIntegerField(default=1)
+    max_attempts = models.PositiveIntegerField(default=1)
+    timeout_seconds = models.FloatField()
+    progress = models.FloatField(default=0)
+    current_step = models.CharField(max_length=200, blank=True)
+    steps = models.JSONField(default=list, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    error = models.JSONField(null=True, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    usage = models.JSONField(default=dict, blank=True, help_text="Resources the agent reported, e.g. tokens.")
+    routing = models.JSONField(
+        null=True, blank=True, help_text="How the agent was chosen: strategy, candidates with scores, reason."
+    )
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Not to be started before this time.")
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When it last entered QUEUED.")
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["state", "lease_expires_at"], name="execution_state_lease"),
+            models.Index(fields=["state", "-priority", "queued_at"], name="execution_ready"),
+            models.Index(fields=["agent", "state"], name="execution_agent_state"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Execution {self.pk} ({self.state})"
+
+    def save(self, *args, **kwargs):
+        if self._state.adding or kwargs.get("update_fields") is not None:
+            if kwargs.get("update_fields") and "state" in kwargs["update_fields"]:
+                raise ValueError("Execution.state changes only through executions.state.transition().")
+            return super().save(*args, **kwargs)
+        fields = [f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "state"]
+        return super().save(*args, update_fields=fields, **kwargs)
+
+    @property
+    def is_finished(self) -> bool:
+        from executions.state import FINISHED
+
+        return self.state in FINISHED
+
+
+class EventKind(models.TextChoices):
+    STATE = "state"
+    PROGRESS = "progress"
+    LOG = "log"
+    OUTPUT = "output"
+
+
+class ExecutionEvent(models.Model):
+    """Append-only: the transition history and the live-event outbox in one table.
+
+    Rows are written in the transaction of the change they describe; ids increase,
+    so a client resumes with ``after=<last id seen>`` and misses nothing.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
+    from_state = models.CharField(max_length=16, blank=True)
+    to_state = models.CharField(max_length=16, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["execution", "id"], name="event_execution_id")]
+
+    def __str__(self) -> str:
+        if self.kind == EventKind.STATE:
+            return f"#{self.pk} {self.from_state or '∅'} → {self.to_state}"
+        return f"#{self.pk} {self.kind}"
+
+    def as_message(self) -> dict:
+        """The JSON object streamed to programs over the websocket and the API."""
+        return {
+            "id": self.pk,
+            "execution": self.execution_id,
+            "kind": self.kind,
+            "from_state": self.from_state or None,
+            "to_state": self.to_state or None,
+            "data": self.data,
+            "at": self.created_at.isoformat(),
+        }

@@ -1,0 +1,253 @@
+"""Every write to tasks and executions goes through here: views, the API, the admin,
+the CLI, workers and the ServiceRegistry call these same functions."""
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from executions import live, queue
+from executions.models import EventKind, Execution, ExecutionEvent, Task
+from executions.models import ExecutionState as S
+from executions.state import ACTIVE, WAITING, InvalidTransition, TransitionConflict, transition
+from executions.load import task_router
+from routing.models import AgentConfig
+
+
+class SubmitError(ValueError):
+    """A submit that cannot be accepted; nothing was written."""
+
+
+def _check_json(value: Any, what: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise SubmitError(f"{what} must be JSON: {exc}") from exc
+
+
+def task_create(
+    *,
+    name: str,
+    input_data: Any = None,
+    description: str = "",
+    tags: list[str] | None = None,
+    agent: AgentConfig | None = None,
+    priority: int = 0,
+    routing_strategy: str = "",
+    created_by=None,
+) -> Task:
+    input_data = {} if input_data is None else input_data
+    _check_json(input_data, "The task input")
+    if not name or not name.strip():
+        raise SubmitError("A task needs a name.")
+    return Task.objects.create(
+        name=name.strip()[:200],
+        description=description,
+        input_data=input_data,
+        tags=list(tags or []),
+        agent=agent,
+        priority=priority,
+        routing_strategy=routing_strategy,
+        created_by=created_by,
+    )
+
+
+def _timeout_for(agent: AgentConfig, timeout: float | None) -> float:
+    value = timeout if timeout is not None else (agent.default_timeout or settings.SYMPHONY_DEFAULT_TIMEOUT)
+    if value <= 0:
+        raise SubmitError("The timeout must be a positive number of seconds.")
+    if value > settings.SYMPHONY_MAX_TIMEOUT:
+        raise SubmitError(f"The timeout may not exceed {settings.SYMPHONY_MAX_TIMEOUT:g} seconds.")
+    return float(value)
+
+
+def _route(task: Task, strategy: str | None) -> tuple[AgentConfig, dict]:
+    try:
+        decision = task_router().decide(task, strategy=strategy)
+    except ValueError as exc:  # an unknown strategy name
+        raise SubmitError(str(exc)) from exc
+    if decision.chosen is None:
+        raise SubmitError(f"No suitable agent: {decision.reason}.")
+    return decision.chosen, decision.as_dict()
+
+
+def execution_submit(
+    *,
+    task: Task | None = None,
+    agent: AgentConfig | None = None,
+    input_data: Any = None,
+    name: str | None = None,
+    tags: list[str] | None = None,
+    timeout: float | None = None,
+    max_attempts: int | None = None,
+    priority: int | None = None,
+    metadata: dict | None = None,
+    submitted_by=None,
+    hold: bool = False,
+    strategy: str | None = None,
+) -> Execution:
+    """Create an execution of ``task`` (or of a new task made from ``input_data``) and queue it.
+
+    With no agent given and none named by the task, the router chooses one
+    (``strategy``, else the task's, else the site default) and its decision is
+    stored with the execution. ``hold=True`` leaves it PENDING for a caller
+    that releases it later with ``execution_release``.
+    """
+    agent = agent or (task.agent if task else None)
+    if agent is not None and not agent.enabled:
+        raise SubmitError(f"Agent {agent.name!r} is disabled.")
+    max_attempts = settings.SYMPHONY_DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    if max_attempts < 1:
+        raise SubmitError("max_attempts must be at least 1.")
+    metadata = metadata or {}
+    _check_json(metadata, "Execution metadata")
+    state = S.PENDING if hold else S.QUEUED
+    with transaction.atomic():
+        if task is None:
+            task = task_create(
+                name=name or (f"{agent.name} task" if agent else "task"),
+                input_data=input_data,
+                tags=tags,
+                agent=agent,
+                priority=priority or 0,
+                created_by=submitted_by,
+            )
+        routing = None
+        if agent is None:
+            agent, routing = _route(task, strategy)
+        now = timezone.now()
+        execution = Execution.objects.create(
+            task=task,
+            agent=agent,
+            state=state,
+            priority=task.priority if priority is None else priority,
+            max_attempts=max_attempts,
+            timeout_seconds=_timeout_for(agent, timeout),
+            metadata=metadata,
+            routing=routing,
+            submitted_by=submitted_by,
+            queued_at=None if hold else now,
+        )
+        data = {"reason": "submitted", **({"routed_to": agent.name} if routing else {})}
+        event = ExecutionEvent.objects.create(
+            execution=execution, kind=EventKind.STATE, from_state="", to_state=state, data=data
+        )
+        live.publish_on_commit(execution.pk, event.pk)
+        if not hold:
+            queue.wake_on_commit()
+    return execution
+
+
+def execution_release(*, execution: Execution) -> Execution:
+    """PENDING or PAUSED to QUEUED: let a held execution run."""
+    with transaction.atomic():
+        transition(
+            execution.pk,
+            S.QUEUED,
+            expected=[S.PENDING, S.PAUSED],
+            fields={"queued_at": timezone.now()},
+            data={"reason": "released"},
+        )
+        queue.wake_on_commit()
+    execution.refresh_from_db()
+    return execution
+
+
+def execution_cancel(*, execution: Execution, by=None, reason: str = "") -> Execution:
+    """Cancel a waiting or running execution.
+
+
+    The state changes at once; a running agent learns it at its next heartbeat
+    (``ctx.is_cancelled()`` turns true, an async agent's task is cancelled) and
+    whatever it returns afterwards is discarded.
+    """
+    who = getattr(by, "get_username", lambda: None)() or "system"
+    current = Execution.objects.filter(pk=execution.pk).values_list("state", flat=True).get()
+    if current not in WAITING | ACTIVE:
+        raise InvalidTransition(execution.pk, current, S.CANCELLED)
+    with transaction.atomic():
+        transition(
+            execution.pk,
+            S.CANCELLED,
+            expected=[current],
+            fields={"lease_owner": "", "lease_expires_at": None},
+            data={"reason": reason or f"cancelled by {who}", "by": who},
+        )
+        if current in ACTIVE:
+            queue.wake_on_commit()  # a concurrency slot freed: an execution waiting for it may start
+    execution.refresh_from_db()
+    return execution
+
+
+def execution_retry(*, execution: Execution, by=None) -> Execution:
+    """Start a new attempt of a FAILED execution; the failed attempt stays in its history."""
+    who = getattr(by, "get_username", lambda: None)() or "system"
+    with transaction.atomic():
+        current = Execution.objects.select_for_update().filter(pk=execution.pk).values("attempt", "max_attempts").get()
+        attempt = current["attempt"] + 1
+        transition(
+            execution.pk,
+            S.QUEUED,
+            expected=[S.FAILED],
+            fields=_fresh_attempt_fields(
+                attempt, max_attempts=max(current["max_attempts"], attempt), queued_at=timezone.now()
+            ),
+            data={"reason": f"retried by {who}", "by": who, "attempt": attempt},
+        )
+        queue.wake_on_commit()
+    execution.refresh_from_db()
+    return execution
+
+
+def _fresh_attempt_fields(attempt: int, **extra) -> dict:
+    return {
+        "attempt": attempt,
+        "progress": 0,
+        "current_step": "",
+        "steps": [],
+        "result": None,
+        "error": None,
+        "lease_owner": "",
+        "lease_expires_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "not_before": None,
+        "queued_at": None,
+        **extra,
+    }
+
+
+def execution_requeue(
+    *, execution_id: int, from_state: str, attempt: int, reason: str, error: dict | None = None, delay: float = 0
+) -> None:
+    """Put an execution that did not finish back in the queue as a new attempt.
+
+    With a delay it is not claimed before it is due; the dispatcher wakes a
+    worker for it then.
+    """
+    now = timezone.now()
+    not_before = now + timezone.timedelta(seconds=delay) if delay > 0 else None
+    with transaction.atomic():
+        transition(
+            execution_id,
+            S.QUEUED,
+            expected=[from_state],
+            fields=_fresh_attempt_fields(attempt + 1, not_before=not_before, queued_at=now),
+            data={"reason": reason, "attempt": attempt + 1, **({"error": error} if error else {})},
+        )
+        if not_before is None:
+            queue.wake_on_commit()
+
+
+__all__ = [
+    "SubmitError",
+    "TransitionConflict",
+    "execution_cancel",
+    "execution_release",
+    "execution_requeue",
+    "execution_retry",
+    "execution_submit",
+    "task_create",
+]

@@ -1,0 +1,124 @@
+"""The execution lifecycle: one transition table and the one function that writes ``state``.
+
+Every transition is a compare-and-set (``UPDATE ... WHERE id = ? AND state = ?``)
+that writes its event row in the same transaction; losing a race raises
+``TransitionConflict`` and changes nothing.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from executions import live
+from executions.models import EventKind, Execution, ExecutionEvent
+from executions.models import ExecutionState as S
+from executions.signals import execution_finished
+
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PENDING: frozenset({S.QUEUED, S.PAUSED, S.CANCELLED}),
+    S.QUEUED: frozenset({S.PREPARING, S.PAUSED, S.CANCELLED}),
+    S.PREPARING: frozenset({S.RUNNING, S.QUEUED, S.FAILED, S.CANCELLED, S.TIMED_OUT}),
+    S.RUNNING: frozenset({S.COMPLETED, S.FAILED, S.CANCELLED, S.TIMED_OUT, S.QUEUED}),
+    S.PAUSED: frozenset({S.QUEUED, S.CANCELLED}),
+    # A retry is a new attempt of the same execution; the failed attempt stays in the history.
+    S.FAILED: frozenset({S.QUEUED}),
+    S.COMPLETED: frozenset(),
+    S.CANCELLED: frozenset(),
+    S.TIMED_OUT: frozenset(),
+}
+
+TERMINAL = frozenset(state for state, targets in ALLOWED_TRANSITIONS.items() if not targets)
+FINISHED = TERMINAL | {S.FAILED}
+ACTIVE = frozenset({S.PREPARING, S.RUNNING})
+WAITING = frozenset({S.PENDING, S.QUEUED, S.PAUSED})
+
+
+class TransitionError(Exception):
+    """A transition that did not happen; nothing was written."""
+
+
+class InvalidTransition(TransitionError):
+    def __init__(self, execution_id: int, from_state: str, to_state: str):
+        allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[from_state])) or "nothing (it is final)"
+        super().__init__(
+            f"Execution {execution_id} cannot go from {from_state} to {to_state}; "
+            f"from {from_state} it can go to {allowed}."
+        )
+        self.execution_id, self.from_state, self.to_state = execution_id, from_state, to_state
+
+
+class TransitionConflict(TransitionError):
+    """Another actor changed the execution first: the compare-and-set lost."""
+
+
+def can_transition(from_state: str, to_state: str) -> bool:
+    return to_state in ALLOWED_TRANSITIONS[from_state]
+
+
+def _current_state(execution_id: int) -> str:
+    current = Execution.objects.filter(pk=execution_id).values_list("state", flat=True).first()
+    if current is None:
+        raise Execution.DoesNotExist(f"Execution {execution_id} does not exist.")
+    return current
+
+
+def _conflict(execution_id: int, current: str, expected: set[str]) -> TransitionConflict:
+    wanted = "/".join(sorted(expected))
+    return TransitionConflict(f"Execution {execution_id} is {current}, not {wanted}; another actor got there first.")
+
+
+def transition(
+    execution_id: int,
+    to_state: str,
+    *,
+    expected: Iterable[str] | None = None,
+    where: dict[str, Any] | None = None,
+    fields: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> ExecutionEvent:
+    """Move one execution to ``to_state`` and record why, atomically.
+
+    ``expected`` names the states the caller believes the execution is in; if it
+    is elsewhere the call raises ``TransitionConflict``, and so does a mismatch
+    of the extra conditions in ``where``. ``fields`` are written in the same
+    UPDATE; ``data`` goes into the event row.
+    """
+    expected = set(expected) if expected is not None else None
+    now = timezone.now()
+    with transaction.atomic():
+        # With one expected state the compare-and-set needs no read first; the
+        # read happens only to explain a refusal.
+        current = next(iter(expected)) if expected and len(expected) == 1 else _current_state(execution_id)
+        if expected is not None and current not in expected:
+            raise _conflict(execution_id, current, expected)
+        if not can_transition(current, to_state):
+            actual = _current_state(execution_id)
+            if actual != current:
+                raise _conflict(execution_id, actual, expected)
+            raise InvalidTransition(execution_id, current, to_state)
+        values = dict(fields or {})
+        if to_state in FINISHED:
+            values.setdefault("finished_at", now)
+        updated = Execution.objects.filter(pk=execution_id, state=current, **(where or {})).update(
+            state=to_state, updated_at=now, **values
+        )
+        if updated != 1:
+            actual = _current_state(execution_id)
+            if actual != current:
+                raise _conflict(execution_id, actual, expected or {current})
+            raise TransitionConflict(f"Execution {execution_id} changed while moving it to {to_state}.")
+        event = ExecutionEvent.objects.create(
+            execution_id=execution_id,
+            kind=EventKind.STATE,
+            from_state=current,
+            to_state=to_state,
+            data=data or {},
+        )
+        live.publish_on_commit(execution_id, event.pk)
+        if to_state in FINISHED:
+            transaction.on_commit(
+                lambda: execution_finished.send(sender=Execution, execution_id=execution_id, state=to_state)
+            )
+    return event

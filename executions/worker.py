@@ -1,0 +1,62 @@
+"""The body of a woken django-q2 worker: claim and run ready executions until none is left.
+
+A worker keeps claiming for at most ``SYMPHONY_DRAIN_SECONDS`` (the execution
+it is running when that passes still runs to its end), then hands itself back
+to django-q2 with a fresh wake-up if work remains, so the cluster's recycling
+and shutdown stay prompt. While draining a backlog it wakes one more idle
+worker whenever no wake-up is waiting, so a burst spreads over the whole
+cluster (and over every cluster) instead of one worker.
+"""
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from executions import queue
+from executions.claims import claim, has_ready_work
+from executions.runner import ExecutionRunner, worker_id
+
+logger = logging.getLogger(__name__)
+
+# How often a draining worker may look for idle workers to wake (seconds).
+SPREAD_EVERY = 0.05
+
+
+@dataclass
+class DrainResult:
+    ran: int = 0
+    budget_spent: bool = False
+
+
+def drain(*, budget: float | None = None) -> DrainResult:
+    budget = settings.SYMPHONY_DRAIN_SECONDS if budget is None else budget
+    owner = worker_id()
+    result = DrainResult()
+    started = time.monotonic()
+    last_spread = started - SPREAD_EVERY
+    while True:
+        if time.monotonic() - started >= budget:
+            result.budget_spent = True
+            break
+        execution = claim(owner=owner)
+        if execution is None:
+            break
+        if time.monotonic() - last_spread >= SPREAD_EVERY:
+            last_spread = time.monotonic()
+            if queue.waiting_wakeups() == 0 and has_ready_work():
+                queue.wake_workers(force=True)
+        outcome = ExecutionRunner(owner=owner).run_claimed(execution)
+        result.ran += 1
+        if outcome.agent_left_running:
+            # A sync agent ignored cancellation or its deadline and still holds a thread of
+            # this process. Its execution is recorded; end the process so the cluster starts
+            # a clean worker instead of carrying a runaway thread. Work left is woken for.
+            logger.error("Agent of execution %s did not stop; recycling worker %s", execution.pk, os.getpid())
+            queue.wake_workers()
+            os._exit(1)
+    if result.budget_spent and has_ready_work():
+        queue.wake_workers(force=True)
+    return result

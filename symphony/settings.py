@@ -1,0 +1,262 @@
+"""Symphony settings: everything comes from the environment, with embedded defaults.
+
+The defaults give a one-machine install with no services: SQLite (WAL, IMMEDIATE
+transactions), django-q2's ORM broker and an in-memory channel layer relayed
+from the database. ``DATABASE_URL`` and ``REDIS_URL`` switch to PostgreSQL and
+Redis for scale-out.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("SYMPHONY_VAR_DIR", BASE_DIR / "var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    return float(value) if value else default
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+
+
+def _secret_key() -> str:
+    """Production reads DJANGO_SECRET_KEY; a development install keeps a generated one in var/."""
+    key = os.environ.get("DJANGO_SECRET_KEY")
+    if key:
+        return key
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(64))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+SECRET_KEY = _secret_key()
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "django_q",
+    "django_htmx",
+    "template_partials",
+    "routing",
+    "executions",
+    "workflows",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "symphony.urls"
+WSGI_APPLICATION = "symphony.wsgi.application"
+ASGI_APPLICATION = "symphony.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database ------------------------------------------------------------------
+
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+SQLITE_PATH = Path(os.environ.get("SYMPHONY_SQLITE_PATH", VAR_DIR / "symphony.sqlite3"))
+
+if DATABASE_URL:
+    # Workers call the broker and the database constantly: keep connections open
+    # (CONN_MAX_AGE=0 costs a connection per call, measured at 25 tasks/s instead of 307).
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
+            conn_health_checks=True,
+        )
+    }
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": SQLITE_PATH,
+            "OPTIONS": {
+                # IMMEDIATE takes the write lock at BEGIN, so concurrent writers queue
+                # on busy_timeout instead of failing with "database is locked" on upgrade.
+                "transaction_mode": "IMMEDIATE",
+                "timeout": 30,
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+            "TEST": {"NAME": VAR_DIR / "test_symphony.sqlite3"},
+            # django-q2's broker checks connections on every call; reopening the
+            # file (and re-running the PRAGMAs) each time is wasted work.
+            "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 600),
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Redis: channel layer and django-q2 broker ------------------------------------
+
+REDIS_URL = os.environ.get("REDIS_URL", "")
+
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                # redis-py's async pool stops at 100 connections by default, which
+                # 200 websocket clients joining at once exceed.
+                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                # The default capacity of 100 silently drops bursts; pushes are hints
+                # and clients replay from the event table, but keep drops rare.
+                "capacity": 5000,
+                "expiry": 30,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Executions ------------------------------------------------------------------
+
+SYMPHONY_DEFAULT_TIMEOUT = env_float("SYMPHONY_DEFAULT_TIMEOUT", 300.0)
+SYMPHONY_MAX_TIMEOUT = env_float("SYMPHONY_MAX_TIMEOUT", 3600.0)
+SYMPHONY_DEFAULT_MAX_ATTEMPTS = env_int("SYMPHONY_DEFAULT_MAX_ATTEMPTS", 3)
+SYMPHONY_RETRY_BACKOFF = env_float("SYMPHONY_RETRY_BACKOFF", 1.0)
+SYMPHONY_LEASE_SECONDS = env_float("SYMPHONY_LEASE_SECONDS", 30.0)
+SYMPHONY_HEARTBEAT_SECONDS = env_float("SYMPHONY_HEARTBEAT_SECONDS", 2.0)
+SYMPHONY_PROGRESS_FLUSH_SECONDS = env_float("SYMPHONY_PROGRESS_FLUSH_SECONDS", 0.25)
+SYMPHONY_CANCEL_GRACE_SECONDS = env_float("SYMPHONY_CANCEL_GRACE_SECONDS", 5.0)
+SYMPHONY_MAX_RESULT_BYTES = env_int("SYMPHONY_MAX_RESULT_BYTES", 1_000_000)
+SYMPHONY_DISPATCH_INTERVAL = env_float("SYMPHONY_DISPATCH_INTERVAL", 1.0)
+# Workers claim from the execution table; a broker message only wakes one. This many
+# waiting wake-ups are enough: each woken worker drains everything ready.
+SYMPHONY_WAKEUPS = env_int("SYMPHONY_WAKEUPS", 2)
+# A woken worker stops claiming after this long and hands back to django-q2 (a fresh
+# wake-up continues), so recycling and shutdown stay prompt.
+SYMPHONY_DRAIN_SECONDS = env_float("SYMPHONY_DRAIN_SECONDS", 10.0)
+# Routing: round_robin, capability_match, content_match, load_balanced or custom.
+SYMPHONY_ROUTING_STRATEGY = os.environ.get("SYMPHONY_ROUTING_STRATEGY", "content_match")
+SYMPHONY_CUSTOM_ROUTER = os.environ.get("SYMPHONY_CUSTOM_ROUTER", "")
+# Worker processes cannot reach an in-memory channel layer, so the web process
+# relays committed events from the database. A shared layer (Redis) needs no relay.
+SYMPHONY_EVENT_RELAY = env_bool("SYMPHONY_EVENT_RELAY", not REDIS_URL)
+SYMPHONY_RELAY_INTERVAL = env_float("SYMPHONY_RELAY_INTERVAL", 0.1)
+
+# One django-q2 task drains for SYMPHONY_DRAIN_SECONDS, then runs its last execution to the end.
+_q_timeout = int(SYMPHONY_DRAIN_SECONDS + SYMPHONY_MAX_TIMEOUT + SYMPHONY_CANCEL_GRACE_SECONDS + 60)
+Q_CLUSTER = {
+    "name": os.environ.get("SYMPHONY_Q_CLUSTER_NAME", "symphony"),
+    "workers": env_int("SYMPHONY_WORKERS", 4),
+    # Long agent runs: prefetch little, so a draining worker does not sit on work.
+    "queue_limit": env_int("SYMPHONY_QUEUE_LIMIT", 8),
+    "recycle": 500,
+    "timeout": _q_timeout,
+    # retry must exceed timeout, or the ORM broker re-delivers a task still running.
+    "retry": _q_timeout + 60,
+    "max_attempts": 1,
+    "ack_failures": True,
+    "save_limit": -1,
+    "catch_up": False,
+    "poll": env_float("SYMPHONY_BROKER_POLL", 0.01),
+    "label": "Workers",
+    # INFO logs a line per enqueued and per processed task: noise at any volume.
+    "log_level": os.environ.get("SYMPHONY_QUEUE_LOG_LEVEL", "WARNING"),
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# Auth, static, i18n -------------------------------------------------------------
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "executions:list"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = VAR_DIR / "staticfiles"
+STATIC_ROOT.mkdir(exist_ok=True)
+WHITENOISE_USE_FINDERS = True
+
+# Production hardening: on whenever DEBUG is off, so `check --deploy` passes.
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("SYMPHONY_LOG_LEVEL", "INFO")},
+    "loggers": {"django.channels.server": {"level": "WARNING"}},
+}
+
+SYMPHONY_ADMIN_PASSWORD = os.environ.get("SYMPHONY_ADMIN_PASSWORD", "")

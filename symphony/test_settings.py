@@ -1,0 +1,11 @@
+"""The test suite's small override of symphony.settings: fast hashing, short timers."""
+
+from symphony.settings import *  # noqa: F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SECURE_SSL_REDIRECT = False
+SYMPHONY_PROGRESS_FLUSH_SECONDS = 0.05
+SYMPHONY_HEARTBEAT_SECONDS = 0.2
+SYMPHONY_CANCEL_GRACE_SECONDS = 1.0
+SYMPHONY_RETRY_BACKOFF = 0.0
+SYMPHONY_RELAY_INTERVAL = 0.05

@@ -1,0 +1,94 @@
+"""Agents used by the tests: each misbehaves (or behaves) in one specific way."""
+
+import asyncio
+import time
+
+
+def echo(input_data, ctx):
+    return {"echo": input_data, "attempt": ctx.attempt}
+
+
+def noop(input_data, ctx):
+    return None
+
+
+def boom(input_data, ctx):
+    raise RuntimeError("the agent broke")
+
+
+def not_retryable(input_data, ctx):
+    error = ValueError("bad input, retrying will not help")
+    error.retryable = False
+    raise error
+
+
+def exits(input_data, ctx):
+    raise SystemExit(3)
+
+
+def returns_set(input_data, ctx):
+    return {1, 2, 3}
+
+
+def returns_nan(input_data, ctx):
+    return {"value": float("nan")}
+
+
+def returns_huge(input_data, ctx):
+    return "x" * 2_000_000
+
+
+def hangs(input_data, ctx):
+    """Ignores cancellation entirely."""
+    time.sleep(input_data.get("seconds", 30))
+    return "woke up"
+
+
+def sleeps_politely(input_data, ctx):
+    """Stops as soon as it is cancelled."""
+    for step in range(100):
+        ctx.progress(step, f"step {step}")
+        if ctx.sleep(input_data.get("tick", 0.05)):
+            return {"stopped_at": step}
+    return {"finished": True}
+
+
+def chatty(input_data, ctx):
+    count = input_data.get("count", 5000)
+    for number in range(count):
+        ctx.progress(100 * number / count, f"phase {number // 1000}")
+        ctx.log(f"line {number}")
+    return {"reported": count}
+
+
+def bad_progress(input_data, ctx):
+    ctx.progress("half")
+
+
+async def async_echo(input_data, ctx):
+    await asyncio.sleep(0)
+    ctx.progress(50, "halfway")
+    return {"echo": input_data}
+
+
+async def async_sleeps(input_data, ctx):
+    try:
+        await asyncio.sleep(input_data.get("seconds", 30))
+    except asyncio.CancelledError:
+        ctx.log("cancelled politely")
+        raise
+    return "slept"
+
+
+async def async_boom(input_data, ctx):
+    raise KeyError("missing")
+
+
+class Greeter:
+    """A class agent: built with its config, run with run()."""
+
+    def __init__(self, config):
+        self.greeting = config.settings.get("greeting", "hello")
+
+    def run(self, input_data, ctx):
+        return f"{self.greeting}, {input_data.get('name', 'world')}"

@@ -1,0 +1,51 @@
+import os
+
+import pytest
+
+from executions.runner import ExecutionRunner
+from routing.models import AgentConfig
+from routing.services import demo_agents_load
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Under CI=true nothing may skip: a skip there is a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI=true, which is not allowed: {report.longrepr}"
+
+
+@pytest.fixture
+def demo_agents(db):
+    return {config.name: config for config in demo_agents_load()}
+
+
+@pytest.fixture
+def make_agent(db):
+    """An agent config of kind python running ``tests.agents.<name>``."""
+
+    def make(function: str, *, name: str | None = None, **fields) -> AgentConfig:
+        return AgentConfig.objects.create(
+            name=name or function.replace("_", "-"),
+            settings={"path": f"tests.agents.{function}"},
+            **fields,
+        )
+
+    return make
+
+
+@pytest.fixture
+def run():
+    """Run an execution in this process, as a worker would, and return it refreshed."""
+
+    def run_it(execution):
+        outcome = ExecutionRunner(execution.pk).run()
+        execution.refresh_from_db()
+        execution.outcome = outcome
+        return execution
+
+    return run_it

@@ -1,0 +1,68 @@
+import pytest
+from django.urls import reverse
+
+from executions.models import Execution, Task
+from executions.models import ExecutionState as S
+from executions.services import execution_submit
+
+pytestmark = pytest.mark.django_db
+
+
+def test_execution_list_filters_and_searches(admin_client, demo_agents):
+    execution_submit(agent=demo_agents["slow"], name="needle")
+    url = reverse("admin:executions_execution_changelist")
+    assert "needle" in admin_client.get(url, {"state__exact": "QUEUED", "q": "needle"}).content.decode()
+    assert "needle" not in admin_client.get(url, {"state__exact": "RUNNING"}).content.decode()
+
+
+def test_execution_page_shows_its_history_and_cannot_change_state(admin_client, demo_agents):
+    execution = execution_submit(agent=demo_agents["slow"])
+    url = reverse("admin:executions_execution_change", args=[execution.pk])
+    page = admin_client.get(url).content.decode()
+    assert "QUEUED" in page and "submitted" in page
+
+    admin_client.post(url, {"state": S.COMPLETED})
+
+    execution.refresh_from_db()
+    assert execution.state == S.QUEUED
+
+
+def test_cancel_action_calls_the_service(admin_client, demo_agents):
+    queued = execution_submit(agent=demo_agents["slow"])
+    response = admin_client.post(
+        reverse("admin:executions_execution_changelist"),
+        {"action": "cancel_executions", "_selected_action": [queued.pk]},
+        follow=True,
+    )
+    queued.refresh_from_db()
+    assert queued.state == S.CANCELLED
+    assert queued.events.last().data["by"] == "admin"
+    assert "Cancelled 1 execution(s)." in response.content.decode()
+
+
+def test_retry_action_refuses_what_did_not_fail(admin_client, demo_agents):
+    queued = execution_submit(agent=demo_agents["slow"])
+    response = admin_client.post(
+        reverse("admin:executions_execution_changelist"),
+        {"action": "retry_executions", "_selected_action": [queued.pk]},
+        follow=True,
+    )
+    assert "is QUEUED, not FAILED" in response.content.decode()
+
+
+def test_submit_action_on_tasks_queues_them(admin_client, demo_agents):
+    task = Task.objects.create(name="from admin", agent=demo_agents["text-stats"], input_data={"text": "Hi."})
+    no_agent = Task.objects.create(name="no agent")
+    response = admin_client.post(
+        reverse("admin:executions_task_changelist"),
+        {"action": "submit_tasks", "_selected_action": [task.pk, no_agent.pk]},
+        follow=True,
+    )
+    assert Execution.objects.get().task == task
+    content = response.content.decode()
+    assert "Submitted 1 task(s)." in content and "No suitable agent: nothing here fits" in content
+
+
+def test_every_model_has_an_admin_page(admin_client, demo_agents):
+    for name in ("executions_task", "executions_execution", "executions_executionevent", "routing_agentconfig"):
+        assert admin_client.get(reverse(f"admin:{name}_changelist")).status_code == 200
