@@ -45,3 +45,29 @@ def outcome_text(execution: Execution) -> str:
             text += "\n" + error["traceback"].rstrip()
         return text
     return json.dumps(execution.result, indent=2, ensure_ascii=False)
+
+
+def decision_text(decision) -> str:
+    """A routing decision as a table: every candidate with its score, load and note, the choice marked."""
+    lines = [f"strategy: {decision.strategy}"]
+    rows = [("", "agent", "score", "running", "queued", "capacity", "note")]
+    for candidate in decision.candidates:
+        item = candidate.as_dict()
+        mark = "*" if decision.chosen is not None and candidate.agent.pk == decision.chosen.pk else ""
+        rows.append(
+            (
+                mark,
+                item["agent"],
+                f"{item['score']:.3f}",
+                str(item["running"]),
+                str(item["queued"]),
+                str(item["capacity"] or "-"),
+                item["note"],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
+    chosen = decision.chosen.name if decision.chosen else "none"
+    lines.append(f"chosen: {chosen}: {decision.reason}")
+    return "\n".join(line.rstrip() for line in lines)

@@ -30,9 +30,9 @@ def agent_histories(agent_ids: list[int], limit: int = HISTORY_LIMIT) -> dict[in
         rows = (
             Execution.objects.filter(agent_id=agent_id, state=S.COMPLETED)
             .order_by("-finished_at")
-            .values_list("task__name", "task__input_data")[:limit]
+            .values_list("task__input_data", flat=True)[:limit]
         )
-        for name, input_data in rows:
+        for input_data in rows:
             text = query_text(input_data)
             if text:
                 history[agent_id].append(text)

@@ -9,10 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from executions import live, queue
+from executions.load import task_router
 from executions.models import EventKind, Execution, ExecutionEvent, Task
 from executions.models import ExecutionState as S
 from executions.state import ACTIVE, WAITING, InvalidTransition, TransitionConflict, transition
-from executions.load import task_router
 from routing.models import AgentConfig
 
 

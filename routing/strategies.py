@@ -193,9 +193,8 @@ def route_custom(
         if answer in (candidate.agent, candidate.agent.pk, candidate.agent.name):
             candidate.score = 1.0
             candidate.note = "chosen by the custom router"
-            return RoutingDecision(
-                RoutingStrategy.CUSTOM, candidate.agent, reason or f"{name} chose {candidate.agent.name}", list(candidates)
-            )
+            reason = reason or f"{name} chose {candidate.agent.name}"
+            return RoutingDecision(RoutingStrategy.CUSTOM, candidate.agent, reason, list(candidates))
     what = "no agent" if answer is None else f"{answer!r}, which is not an enabled agent"
     return RoutingDecision(RoutingStrategy.CUSTOM, None, reason or f"{name} chose {what}", list(candidates))
 

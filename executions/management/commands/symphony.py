@@ -11,10 +11,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from executions import cli
 from executions.dispatcher import run_dispatcher
+from executions.load import task_router
 from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.services import SubmitError, execution_cancel, execution_retry, execution_submit
 from executions.state import TransitionError
+from routing.decisions import RouteRequest, RoutingStrategy, query_text
 from routing.models import AgentConfig
 from routing.services import demo_agents_load
 
@@ -25,8 +27,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         commands = parser.add_subparsers(dest="subcommand", required=True)
         submit = commands.add_parser("submit", help="Submit a task to an agent.")
-        submit.add_argument("--agent", required=True, help="Agent name.")
+        submit.add_argument("--agent", help="Agent name; omit it to let the router choose.")
         submit.add_argument("--input", default="{}", help="Task input as JSON.")
+        submit.add_argument("--tags", default="", help="Comma-separated task tags (for capability matching).")
+        submit.add_argument("--strategy", choices=RoutingStrategy.values, help="Routing strategy when no agent.")
+        submit.add_argument("--priority", type=int, default=0, help="Higher runs first (default 0).")
         submit.add_argument("--name", help="Task name (default: '<agent> task').")
         submit.add_argument("--timeout", type=float, help="Seconds before the execution times out.")
         submit.add_argument("--max-attempts", type=int, help="Attempts before giving up (default: site setting).")
@@ -41,31 +46,56 @@ class Command(BaseCommand):
             sub.add_argument("execution_id", type=int)
             if name == "retry":
                 sub.add_argument("--wait", action="store_true")
-        commands.add_parser("dispatcher", help="Run the dispatcher loop (lease reaping, due retries).")
+        route = commands.add_parser("route", help="Show how a task would be routed.")
+        route.add_argument("--input", default="{}", help="Task input as JSON (its query is what is matched).")
+        route.add_argument("--query", help="The task's query (instead of --input).")
+        route.add_argument("--tags", default="", help="Comma-separated task tags.")
+        route.add_argument("--strategy", choices=RoutingStrategy.values, help="Default: SYMPHONY_ROUTING_STRATEGY.")
+        route.add_argument(
+            "--dry-run", action="store_true", help="Only show the decision (the default: route never runs anything)."
+        )
+        commands.add_parser("dispatcher", help="Run the dispatcher loop (lease reaping, waking workers).")
         commands.add_parser("load-demo", help="Create or refresh the built-in demo agents.")
         commands.add_parser("ensure-admin", help="Make sure an 'admin' superuser exists.")
 
     def handle(self, *args, subcommand, **options):
         getattr(self, "handle_" + subcommand.replace("-", "_"))(**options)
 
-    def handle_submit(self, *, agent, input, name, timeout, max_attempts, wait, **_):
-        try:
-            input_data = json.loads(input)
-        except json.JSONDecodeError as exc:
-            raise CommandError(f"--input is not valid JSON: {exc}") from exc
-        config = AgentConfig.objects.filter(name=agent).first()
-        if config is None:
-            known = ", ".join(AgentConfig.objects.values_list("name", flat=True)) or "none"
-            raise CommandError(f"No agent named {agent!r} (known: {known}).")
+    def handle_submit(self, *, agent, input, name, tags, strategy, priority, timeout, max_attempts, wait, **_):
+        config = None
+        if agent:
+            config = AgentConfig.objects.filter(name=agent).first()
+            if config is None:
+                known = ", ".join(AgentConfig.objects.values_list("name", flat=True)) or "none"
+                raise CommandError(f"No agent named {agent!r} (known: {known}).")
         try:
             execution = execution_submit(
-                agent=config, input_data=input_data, name=name, timeout=timeout, max_attempts=max_attempts
+                agent=config,
+                input_data=_json_option(input),
+                name=name,
+                tags=_tags(tags),
+                strategy=strategy,
+                priority=priority,
+                timeout=timeout,
+                max_attempts=max_attempts,
             )
         except SubmitError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(str(execution.pk))
+        if execution.routing:
+            self.stderr.write(f"routed to {execution.agent.name}: {execution.routing['reason']}")
         if wait:
             self._follow(execution.pk)
+
+    def handle_route(self, *, input, query, tags, strategy, **_):
+        request = RouteRequest(query=query or query_text(_json_option(input)), tags=tuple(_tags(tags)))
+        try:
+            decision = task_router().decide(request, strategy=strategy, dry_run=True)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from exc
+        self.stdout.write(cli.decision_text(decision))
+        if decision.chosen is None:
+            raise SystemExit(1)
 
     def handle_wait(self, *, execution_id, **_):
         self._get(execution_id)
@@ -131,3 +161,14 @@ class Command(BaseCommand):
             return
         self.stderr.write(cli.outcome_text(execution))
         raise SystemExit(1)
+
+
+def _json_option(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CommandError(f"--input is not valid JSON: {exc}") from exc
+
+
+def _tags(text: str) -> list[str]:
+    return [tag.strip() for tag in text.split(",") if tag.strip()]

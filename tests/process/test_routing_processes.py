@@ -1,0 +1,96 @@
+"""Routing and concurrency limits across real processes: what holds with many workers."""
+
+import subprocess
+from collections import Counter
+
+import pytest
+
+from tests.process.conftest import PYTHON, ROOT, wait_until
+
+pytestmark = pytest.mark.process
+
+FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
+LIMIT = 2
+COUNT = 8
+
+
+def most_at_once(db, agent_name: str) -> int:
+    """The most executions of the agent that were ever PREPARING or RUNNING together, from the event history.
+
+    Event ids follow commit order for these rows: a claim counts active executions
+    only after taking the agent's lock, so an end it saw has a smaller id.
+    """
+    rows = db.rows(
+        "SELECT e.id, e.execution_id, e.from_state, e.to_state FROM executions_executionevent e "
+        "JOIN executions_execution x ON x.id = e.execution_id JOIN routing_agentconfig a ON a.id = x.agent_id "
+        "WHERE a.name = %s AND e.kind = 'state' ORDER BY e.id",
+        (agent_name,),
+    )
+    active, peak = set(), 0
+    for row in rows:
+        if row["to_state"] in ("PREPARING", "RUNNING"):
+            active.add(row["execution_id"])
+        else:
+            active.discard(row["execution_id"])
+        peak = max(peak, len(active))
+    return peak
+
+
+def test_max_concurrency_holds_across_worker_clusters(symphony):
+    symphony.manage(
+        "shell",
+        "-c",
+        f"from routing.models import AgentConfig as A; A.objects.filter(name='slow').update(max_concurrency={LIMIT})",
+    )
+    symphony.start_dispatcher()
+    clusters = [symphony.start_worker(), symphony.start_worker()]  # 2 clusters x 2 workers
+    ids = [symphony.submit("slow", {"seconds": 0.8, "steps": 2}) for _ in range(COUNT)]
+
+    def all_finished():
+        rows = symphony.db.executions()
+        return all(rows[pk]["state"] in FINISHED for pk in ids)
+
+    wait_until(
+        all_finished,
+        timeout=90,
+        what=f"{COUNT} executions finished",
+        interval=0.2,
+        alive=lambda: symphony.expect_running(*clusters),
+    )
+
+    rows = symphony.db.executions()
+    assert [rows[pk]["state"] for pk in ids] == ["COMPLETED"] * COUNT
+    assert most_at_once(symphony.db, "slow") == LIMIT
+    workers = {
+        event["data"]["worker"].rsplit(":", 1)[0]
+        for pk in ids
+        for event in symphony.db.events(pk)
+        if event["to_state"] == "PREPARING"
+    }
+    assert len(workers) > 1, f"one worker process ran everything: {workers}"
+
+
+ROUTE_MANY = """
+from routing.decisions import RouteRequest
+from executions.load import task_router
+router = task_router("round_robin")
+print(",".join(router.decide(RouteRequest()).chosen.name for _ in range({n})))
+"""
+
+
+def test_round_robin_is_fair_across_two_processes(symphony):
+    rounds = 30
+    command = [PYTHON, "manage.py", "shell", "-c", ROUTE_MANY.format(n=rounds)]
+    procs = [
+        subprocess.Popen(command, cwd=ROOT, env=symphony.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    chosen = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        chosen.extend(out.strip().splitlines()[-1].split(","))
+
+    counts = Counter(chosen)
+    assert sorted(counts) == ["flaky", "slow", "text-stats"]
+    assert set(counts.values()) == {2 * rounds // 3}, counts

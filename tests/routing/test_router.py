@@ -1,0 +1,223 @@
+import json
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.core.management import call_command
+
+from executions.load import task_router
+from executions.models import ExecutionState as S
+from executions.services import SubmitError, execution_submit, task_create
+from executions.state import transition
+from routing.decisions import NoSuitableAgent, RouteRequest, RoutingStrategy
+from routing.models import AgentConfig
+
+pytestmark = pytest.mark.django_db
+
+
+def agent(name, *, expertise=(), role="", description="", examples=(), **fields) -> AgentConfig:
+    return AgentConfig.objects.create(
+        name=name,
+        role=role,
+        description=description,
+        capabilities=[{"name": name, "expertise": list(expertise)}],
+        example_tasks=list(examples),
+        settings={"path": "tests.agents.echo"},
+        **fields,
+    )
+
+
+@pytest.fixture
+def team(db):
+    return {
+        "sql": agent(
+            "sql-analyst",
+            expertise=["sql", "databases", "query optimisation"],
+            role="Database analyst",
+            description="Writes and tunes SQL queries against relational databases.",
+            examples=["Why is this Postgres query slow?"],
+        ),
+        "translator": agent(
+            "translator",
+            expertise=["translation", "french", "german"],
+            role="Translator",
+            description="Translates documents between English, French and German.",
+            examples=["Translate this letter into French."],
+        ),
+        "reviewer": agent(
+            "code-reviewer",
+            expertise=["python", "code review", "security"],
+            role="Code reviewer",
+            description="Reviews pull requests for bugs, style and security problems.",
+            examples=["Review this Python function for bugs."],
+        ),
+    }
+
+
+def running(agent_config, count=1):
+    for _ in range(count):
+        execution = execution_submit(agent=agent_config)
+        transition(execution.pk, S.PREPARING)
+        transition(execution.pk, S.RUNNING)
+
+
+def route(query="", tags=(), strategy=None, **options):
+    return task_router(**options).decide(RouteRequest(query=query, tags=tuple(tags)), strategy=strategy)
+
+
+def test_round_robin_takes_every_agent_in_turn(team):
+    chosen = [route(strategy=RoutingStrategy.ROUND_ROBIN).chosen.name for _ in range(6)]
+    assert chosen == ["sql-analyst", "translator", "code-reviewer"] * 2
+
+
+def test_round_robin_rotation_survives_a_new_router_and_a_dry_run(team):
+    route(strategy=RoutingStrategy.ROUND_ROBIN)
+    assert task_router().decide(RouteRequest(), strategy="round_robin", dry_run=True).chosen.name == "translator"
+    assert route(strategy=RoutingStrategy.ROUND_ROBIN).chosen.name == "translator"
+
+
+def test_capability_match_scores_the_share_of_tags_covered(team):
+    decision = route(tags=["SQL", "databases"], strategy=RoutingStrategy.CAPABILITY_MATCH)
+
+    assert decision.chosen == team["sql"]
+    scores = {c.agent.name: c.score for c in decision.candidates}
+    assert scores["sql-analyst"] == 1.0 and scores["translator"] == 0.0
+    assert "sql" in decision.reason and "databases" in decision.reason
+
+
+def test_capability_ties_go_to_the_less_loaded_agent(db):
+    busy = agent("busy", expertise=["summaries"])
+    idle = agent("idle", expertise=["summaries"])
+    running(busy)
+
+    decision = route(tags=["summaries"], strategy=RoutingStrategy.CAPABILITY_MATCH)
+
+    assert decision.chosen == idle
+    assert [c.agent for c in decision.candidates] == [idle, busy]
+
+
+def test_capability_match_without_a_match_says_so(team):
+    decision = route(tags=["astronomy"], strategy=RoutingStrategy.CAPABILITY_MATCH)
+    assert decision.chosen is None
+    assert decision.reason == "no agent has a capability matching the task's tags"
+
+
+def test_content_match_reads_the_query_and_says_when_nothing_fits(team):
+    decision = route("Could you put this contract into German for our Berlin office?", strategy="content_match")
+    assert decision.chosen == team["translator"]
+    assert "most relevant" in decision.reason
+
+    nothing = route("What will the weather be like in Lisbon tomorrow?", strategy="content_match")
+    assert nothing.chosen is None and nothing.reason.startswith("nothing here fits")
+
+
+def test_load_balanced_picks_the_least_busy_relative_to_capacity(db):
+    small = agent("small", max_concurrency=2)
+    large = agent("large", max_concurrency=10)
+    assert route(strategy=RoutingStrategy.LOAD_BALANCED).chosen == small  # both idle: lowest id
+
+    running(small)
+    running(large, 3)  # 3 of 10 busy is less busy than 1 of 2
+    decision = route(strategy=RoutingStrategy.LOAD_BALANCED)
+
+    assert decision.chosen == large
+    assert decision.reason == "large is the least busy (3 running, 0 queued, capacity 10)"
+    assert {c.agent.name: c.score for c in decision.candidates} == {"large": 0.7, "small": 0.5}
+
+
+def pick_the_reviewer(request, candidates):
+    return "code-reviewer", "security questions always go to review"
+
+
+def test_a_custom_router_from_settings_or_passed_in(team, settings):
+    settings.SYMPHONY_CUSTOM_ROUTER = "tests.routing.test_router.pick_the_reviewer"
+    decision = route(strategy=RoutingStrategy.CUSTOM)
+    assert (decision.chosen, decision.reason) == (team["reviewer"], "security questions always go to review")
+
+    passed = route(strategy=RoutingStrategy.CUSTOM, custom=lambda request, candidates: team["sql"].pk)
+    assert passed.chosen == team["sql"]
+
+    refused = route(strategy=RoutingStrategy.CUSTOM, custom=lambda request, candidates: "nobody")
+    assert refused.chosen is None and "'nobody', which is not an enabled agent" in refused.reason
+
+
+def test_disabled_agents_are_never_candidates(team):
+    team["translator"].enabled = False
+    team["translator"].save()
+    decision = route("Translate this letter into French.", strategy="content_match")
+    assert team["translator"] not in [c.agent for c in decision.candidates]
+    assert decision.chosen != team["translator"]
+
+
+def test_saturated_agents_are_skipped_unless_nothing_else_fits(db):
+    full = agent("full", expertise=["maps"], max_concurrency=1)
+    spare = agent("spare", expertise=["maps"], max_concurrency=1)
+    running(full)
+    assert route(tags=["maps"], strategy="capability_match").chosen == spare
+
+    running(spare)
+    decision = route(tags=["maps"], strategy="capability_match")
+    assert decision.chosen is not None
+    assert "every agent that fits is at capacity, so it waits for a slot" in decision.reason
+
+
+def test_strategy_per_call_overrides_per_task_which_overrides_the_default(team, settings):
+    settings.SYMPHONY_ROUTING_STRATEGY = "capability_match"
+    task = task_create(name="t", input_data={"query": "translate to French"}, tags=["sql"])
+    assert task_router().decide(task).strategy == "capability_match"
+
+    task.routing_strategy = "content_match"
+    assert task_router().decide(task).strategy == "content_match"
+    assert task_router().decide(task, strategy="load_balanced").strategy == "load_balanced"
+
+
+def test_an_unknown_strategy_is_a_clear_error(team):
+    with pytest.raises(ValueError, match="Unknown routing strategy 'fastest'; use one of round_robin"):
+        route(strategy="fastest")
+    with pytest.raises(SubmitError, match="Unknown routing strategy"):
+        execution_submit(input_data={"query": "x"}, strategy="fastest")
+
+
+def test_submitting_without_an_agent_routes_and_stores_the_decision(team):
+    execution = execution_submit(
+        input_data={"query": "This SQL query on our orders table takes a minute; can you speed it up?"},
+        strategy="content_match",
+    )
+
+    assert execution.agent == team["sql"]
+    assert execution.routing["strategy"] == "content_match"
+    assert execution.routing["chosen"] == "sql-analyst"
+    assert {c["agent"] for c in execution.routing["candidates"]} == {"sql-analyst", "translator", "code-reviewer"}
+    assert json.loads(json.dumps(execution.routing)) == execution.routing
+    assert execution.events.get().data == {"reason": "submitted", "routed_to": "sql-analyst"}
+
+
+def test_a_task_nothing_fits_is_refused_and_nothing_is_written(team):
+    with pytest.raises(SubmitError, match="No suitable agent: nothing here fits"):
+        execution_submit(input_data={"query": "Bake me a sourdough loaf"}, name="bread", strategy="content_match")
+    assert not team["sql"].tasks.exists()
+    from executions.models import Task
+
+    assert not Task.objects.filter(name="bread").exists()
+
+
+def test_route_task_is_awaitable_as_in_the_seed(team):
+    task = task_create(name="t", input_data={"query": "Review this Python function for security bugs"})
+    router = task_router(RoutingStrategy.CONTENT_MATCH)
+    assert async_to_sync(router.route_task)(task) == team["reviewer"].pk
+
+    task.input_data = {"query": "Knit a scarf"}
+    with pytest.raises(NoSuitableAgent) as refused:
+        async_to_sync(router.route_task)(task)
+    assert refused.value.decision.chosen is None
+
+
+def test_route_dry_run_prints_the_candidates_and_runs_nothing(team, capsys):
+    call_command("symphony", "route", "--query", "translate this into German", "--strategy", "content_match")
+
+    out = capsys.readouterr().out
+    assert "strategy: content_match" in out
+    assert "* " in out and "translator" in out and "sql-analyst" in out
+    assert "chosen: translator:" in out
+    assert not team["translator"].executions.exists()
+    team["translator"].refresh_from_db()
+    assert team["translator"].last_routed_at is None
