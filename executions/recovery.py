@@ -11,11 +11,10 @@
 import logging
 
 from django.conf import settings
-from django.db.models import Q
 from django.utils import timezone
 
 from executions import queue
-from executions.claims import ready_executions
+from executions.claims import waiting_too_long
 from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.services import execution_requeue
@@ -72,11 +71,8 @@ def wake_for_waiting_work(now=None) -> bool:
     """
     now = now or timezone.now()
     since = now - timezone.timedelta(seconds=settings.SYMPHONY_DISPATCH_INTERVAL)
-    overdue = ready_executions(now).filter(
-        Q(not_before__lte=since) | Q(not_before__isnull=True, queued_at__lte=since)
-    )
     try:
-        if not overdue.exists() or queue.waiting_wakeups() > 0:
+        if not waiting_too_long(since=since) or queue.waiting_wakeups() > 0:
             return False
         return queue.wake_workers(force=True)
     except Exception:

@@ -218,12 +218,12 @@ class ExecutionRunner:
             return RunOutcome(self._fail_or_retry(execution, exc, "", S.RUNNING))
         return RunOutcome(self._end(S.COMPLETED, fields={"result": result, "progress": 100.0}))
 
-    def _end(self, state: str, *, fields: dict, data: dict | None = None) -> str | None:
+    def _end(self, state: str, *, fields: dict, data: dict | None = None, from_state: str = S.RUNNING) -> str | None:
         try:
             transition(
                 self.execution_id,
                 state,
-                expected=[S.RUNNING, S.PREPARING],
+                expected=[from_state],
                 fields={**fields, "lease_owner": "", "lease_expires_at": None},
                 data=data,
             )
@@ -247,6 +247,7 @@ class ExecutionRunner:
         error = describe_error(exc, tb, attempt=execution.attempt, agent=execution.agent.name)
         if error["retryable"] and execution.attempt < execution.max_attempts:
             delay = settings.SYMPHONY_RETRY_BACKOFF * 2 ** (execution.attempt - 1)
+            delay = max(delay, getattr(exc, "retry_after", None) or 0)  # a rate limit says how long to wait
             try:
                 execution_requeue(
                     execution_id=self.execution_id,
@@ -259,7 +260,7 @@ class ExecutionRunner:
             except TransitionError:
                 return None
             return S.QUEUED
-        return self._end(S.FAILED, fields={"error": error}, data={"error": error})
+        return self._end(S.FAILED, fields={"error": error}, data={"error": error}, from_state=from_state)
 
 
 def _call_agent(agent, ctx: ExecutionContext, box: dict) -> None:

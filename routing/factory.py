@@ -13,6 +13,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 
+from routing.kinds.http import HTTPAgent
 from routing.kinds.validation import validate_kind_settings
 from routing.models import AgentConfig, AgentKind
 
@@ -107,8 +108,6 @@ def build_llm_agent(config: AgentConfig) -> RunnableAgent:
 
 
 def build_http_agent(config: AgentConfig) -> RunnableAgent:
-    from routing.kinds.http import HTTPAgent
-
     check_kind_settings(config)
     return RunnableAgent(config, HTTPAgent(config, api_key=agent_secret(config)).run)
 

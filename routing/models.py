@@ -1,5 +1,8 @@
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+
+from routing.kinds.validation import validate_kind_settings
 
 
 class AgentKind(models.TextChoices):
@@ -49,3 +52,12 @@ class AgentConfig(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            validate_kind_settings(self.kind, self.settings, secret_env=self.secret_env)
+        except ValidationError as exc:
+            # Raised as form-wide errors (each message names its field): a form that lacks the
+            # field, like the admin list's "enabled" checkboxes, would crash on field-keyed ones.
+            raise ValidationError(exc.messages) from None
