@@ -6,6 +6,7 @@ that call the same services as the views, the API and the CLI.
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.utils.html import format_html, format_html_join
 
 from executions.models import Execution, ExecutionEvent, Task
 from executions.services import SubmitError, execution_cancel, execution_retry, execution_submit
@@ -49,14 +50,46 @@ def retry_executions(modeladmin, request, queryset):
 
 @admin.register(Execution)
 class ExecutionAdmin(admin.ModelAdmin):
-    list_display = ("id", "task", "agent", "state", "progress", "attempt", "created_at", "finished_at")
+    list_display = ("id", "task", "agent", "state", "progress", "attempt", "priority", "routed", "created_at")
     list_filter = ("state", "agent", "created_at")
     search_fields = ("id", "task__name", "agent__name", "current_step")
     list_select_related = ("task", "agent")
     date_hierarchy = "created_at"
     actions = [cancel_executions, retry_executions]
     inlines = [ExecutionEventInline]
-    readonly_fields = [field.name for field in Execution._meta.fields]
+    readonly_fields = ["routing_decision", *(field.name for field in Execution._meta.fields)]
+
+    @admin.display(description="routed by")
+    def routed(self, execution: Execution) -> str:
+        return (execution.routing or {}).get("strategy", "") or "-"
+
+    @admin.display(description="routing decision")
+    def routing_decision(self, execution: Execution) -> str:
+        """The router's choice, its reason and every candidate it weighed."""
+        decision = execution.routing
+        if not decision:
+            return "The agent was named at submit; no routing."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    "✔" if row.get("agent") == decision.get("chosen") else "",
+                    row.get("agent"),
+                    row.get("score"),
+                    f"{row.get('running', 0)} running, {row.get('queued', 0)} queued / {row.get('capacity') or '∞'}",
+                    row.get("note", ""),
+                )
+                for row in decision.get("candidates", [])
+            ),
+        )
+        return format_html(
+            "<p><b>{}</b>: {}</p><table>"
+            "<tr><th></th><th>agent</th><th>score</th><th>load</th><th>why</th></tr>{}</table>",
+            decision.get("strategy"),
+            decision.get("reason"),
+            rows,
+        )
 
     def has_add_permission(self, request) -> bool:
         return False  # submit from the task list: "Submit selected tasks"

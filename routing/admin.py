@@ -5,7 +5,14 @@ from routing.models import AgentConfig
 
 @admin.register(AgentConfig)
 class AgentConfigAdmin(admin.ModelAdmin):
-    list_display = ("name", "role", "kind", "enabled", "max_concurrency", "updated_at")
+    list_display = ("name", "role", "kind", "enabled", "max_concurrency", "secret_env", "last_routed_at")
     list_filter = ("kind", "enabled")
     search_fields = ("name", "role", "description")
     list_editable = ("enabled",)
+    readonly_fields = ("last_routed_at", "created_at", "updated_at")
+    fieldsets = (
+        (None, {"fields": ("name", "enabled", "role", "description", "instruction_template")}),
+        ("How it runs", {"fields": ("kind", "settings", "secret_env", "max_concurrency", "default_timeout")}),
+        ("What it is good at (routing)", {"fields": ("capabilities", "example_tasks", "last_routed_at")}),
+        ("Record", {"fields": ("created_at", "updated_at")}),
+    )

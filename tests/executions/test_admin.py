@@ -66,3 +66,19 @@ def test_submit_action_on_tasks_queues_them(admin_client, demo_agents):
 def test_every_model_has_an_admin_page(admin_client, demo_agents):
     for name in ("executions_task", "executions_execution", "executions_executionevent", "routing_agentconfig"):
         assert admin_client.get(reverse(f"admin:{name}_changelist")).status_code == 200
+
+
+def test_execution_page_explains_its_routing_decision(admin_client, demo_agents):
+    routed = execution_submit(input_data={"text": "How readable is this paragraph?"}, strategy="content_match")
+    page = admin_client.get(reverse("admin:executions_execution_change", args=[routed.pk])).content.decode()
+    assert "content_match" in page and "text-stats is the most relevant" in page
+    assert "✔" in page and "flaky" in page  # every candidate is listed, the choice marked
+
+    named = execution_submit(agent=demo_agents["slow"])
+    page = admin_client.get(reverse("admin:executions_execution_change", args=[named.pk])).content.decode()
+    assert "The agent was named at submit; no routing." in page
+
+
+def test_agent_config_page_shows_which_variable_holds_the_key(admin_client, demo_agents):
+    url = reverse("admin:routing_agentconfig_change", args=[demo_agents["slow"].pk])
+    assert "secret_env" in admin_client.get(url).content.decode()
