@@ -1,0 +1,253 @@
+"""Websocket consumers: they authenticate, subscribe and read; they never write.
+
+Each consumer joins its live groups, asks this web process to relay committed
+events (``live.watch``) and answers every ``execution.changed`` hint by reading
+the table after what it already sent, so a lost or repeated hint changes
+nothing and no event is sent twice.
+
+- ``ExecutionEventsConsumer``: ``ws/executions/<id>/?after=<event id>`` for
+  programs, one JSON event object (``ExecutionEvent.as_message()``) per message.
+- ``ExecutionPageConsumer`` and ``ExecutionListConsumer``: the pages' htmx
+  websockets; they push the pages' own partials with ``hx-swap-oob``, rendered
+  once per burst of hints rather than once per event.
+"""
+
+import abc
+import asyncio
+import json
+import logging
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from executions import live, selectors
+from executions.models import ExecutionState
+
+logger = logging.getLogger(__name__)
+
+EVENT_BATCH = 500
+# A page re-renders at most this often however fast events arrive; the table keeps the detail.
+COALESCE_SECONDS = 0.1
+DETAIL_PANELS = (
+    "execution-header",
+    "execution-progress",
+    "execution-steps",
+    "execution-history",
+    "execution-error",
+    "execution-result",
+    "execution-routing",
+)
+
+
+def _query(scope, name: str) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get(name)
+    return values[-1] if values else None
+
+
+def _after(scope) -> int | None:
+    """The ``after`` cursor: 0 when absent (from the beginning), None when it is not a valid id."""
+    raw = _query(scope, "after")
+    if raw is None or raw == "":
+        return 0
+    return int(raw) if raw.isascii() and raw.isdigit() else None
+
+
+# Reads ---------------------------------------------------------------------------------
+
+
+@database_sync_to_async
+def _execution_exists(execution_id: int) -> bool:
+    return selectors.execution_exists(execution_id=execution_id)
+
+
+@database_sync_to_async
+def _event_messages_after(execution_id: int, after_id: int) -> list[dict]:
+    events = selectors.execution_events_after(execution_id=execution_id, after_id=after_id, limit=EVENT_BATCH)
+    return [event.as_message() for event in events]
+
+
+@database_sync_to_async
+def _detail_push(execution_id: int, after_id: int) -> tuple[str, int]:
+    """The detail page's panels as OOB replacements, plus log lines after ``after_id`` to append."""
+    page = selectors.execution_page(execution_id=execution_id, with_log=False)
+    if page is None:
+        return "", after_id
+    context = {**page, "oob": True}
+    parts = [render_to_string(f"executions/detail.html#{name}", context) for name in DETAIL_PANELS]
+    while True:
+        events = selectors.execution_log_events_after(execution_id=execution_id, after_id=after_id, limit=EVENT_BATCH)
+        if events:
+            parts.append(render_to_string("executions/detail.html#log-append", {**context, "log_events": events}))
+            after_id = events[-1].pk
+        if len(events) < EVENT_BATCH:
+            return "".join(parts), after_id
+
+
+@database_sync_to_async
+def _list_push(state: str | None, shown: list[int] | None, changed: set[int]) -> tuple[list[str], list[int]]:
+    """The list page's update: the changed rows, or the whole table body when the rows shown differ.
+
+    The pushed page always matches what a reload would show: when an execution
+    enters or leaves the (filtered) list, the body is re-rendered as a whole.
+    Table rows go in a message of their own: the browser parses a message as
+    one fragment, and table parts after a ``<nav>`` would lose their tags.
+    """
+    executions = selectors.execution_list(state=state)
+    ids = [execution.pk for execution in executions]
+    context = {"executions": executions, "state_filter": state or "", "oob": True}
+    counts = {**context, "state_counts": selectors.execution_state_counts()}
+    messages = [render_to_string("executions/list.html#state-filter", counts)]
+    if ids != shown:
+        messages.append(render_to_string("executions/list.html#execution-rows", context))
+    else:
+        row = "executions/list.html#execution-row"
+        rows = [render_to_string(row, {**context, "execution": e}) for e in executions if e.pk in changed]
+        if rows:
+            messages.append("".join(rows))
+    return messages, ids
+
+
+# Consumers -------------------------------------------------------------------------------
+
+
+class LiveConsumer(AsyncWebsocketConsumer, abc.ABC):
+    """Logged-in users only; subscribed to ``live_groups`` and relayed while connected."""
+
+    live_groups: tuple[str, ...] = ()
+    watching = False
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated or not await self.prepare():
+            await self.close()  # before accept: the handshake is refused
+            return
+        # Subscribe before the first read, so nothing committed in between is missed.
+        for group in self.live_groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await live.watch()
+        self.watching = True
+        await self.accept()
+        await self.catch_up()
+
+    async def disconnect(self, code):
+        for group in self.live_groups:
+            await self.channel_layer.group_discard(group, self.channel_name)
+        if self.watching:
+            self.watching = False
+            await live.unwatch()
+
+    @abc.abstractmethod
+    async def prepare(self) -> bool:
+        """Read the URL; False refuses the connection."""
+
+    @abc.abstractmethod
+    async def catch_up(self) -> None:
+        """Send what the client has not seen yet."""
+
+    @abc.abstractmethod
+    async def execution_changed(self, message) -> None:
+        """Answer a hint that an execution has new events."""
+
+
+class ExecutionEventsConsumer(LiveConsumer):
+    """Every event of one execution, once each, in id order: first those after ``?after=``, then live."""
+
+    async def prepare(self) -> bool:
+        self.execution_id = int(self.scope["url_route"]["kwargs"]["execution_id"])
+        self.cursor = _after(self.scope)
+        self.live_groups = (live.execution_group(self.execution_id),)
+        return self.cursor is not None and await _execution_exists(self.execution_id)
+
+    async def catch_up(self) -> None:
+        await self.send_new_events()
+
+    async def execution_changed(self, message) -> None:
+        await self.send_new_events()
+
+    async def send_new_events(self) -> None:
+        # Handlers run one at a time per consumer, so the cursor needs no lock.
+        while True:
+            messages = await _event_messages_after(self.execution_id, self.cursor)
+            for message in messages:
+                await self.send(text_data=json.dumps(message))
+                self.cursor = message["id"]
+            if len(messages) < EVENT_BATCH:
+                return
+
+
+class HtmlLiveConsumer(LiveConsumer):
+    """Pushes rendered fragments; a burst of hints becomes one render after ``COALESCE_SECONDS``."""
+
+    coalesce_seconds = COALESCE_SECONDS
+    _flusher: asyncio.Task | None = None
+    _dirty = False
+
+    async def catch_up(self) -> None:
+        await self.push()
+
+    async def execution_changed(self, message) -> None:
+        self._dirty = True
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+
+    async def _flush(self) -> None:
+        # A hint arriving while rendering sets _dirty again and earns one more render.
+        while self._dirty:
+            await asyncio.sleep(self.coalesce_seconds)
+            self._dirty = False
+            try:
+                await self.push()
+            except Exception:
+                logger.exception("Could not push a live update on %s", self.scope.get("path"))
+
+    async def push(self) -> None:
+        for html in await self.render():
+            await self.send(text_data=html)
+
+    @abc.abstractmethod
+    async def render(self) -> list[str]:
+        """The messages that bring the page up to date; each is one HTML fragment of OOB elements."""
+
+    async def disconnect(self, code):
+        if self._flusher is not None:
+            self._flusher.cancel()
+        await super().disconnect(code)
+
+
+class ExecutionPageConsumer(HtmlLiveConsumer):
+    """The detail page: its panels replaced, its log appended after ``?after=`` (the last event rendered)."""
+
+    async def prepare(self) -> bool:
+        self.execution_id = int(self.scope["url_route"]["kwargs"]["execution_id"])
+        self.cursor = _after(self.scope)
+        self.live_groups = (live.execution_group(self.execution_id),)
+        return self.cursor is not None and await _execution_exists(self.execution_id)
+
+    async def render(self) -> list[str]:
+        html, self.cursor = await _detail_push(self.execution_id, self.cursor)
+        return [html] if html else []
+
+
+class ExecutionListConsumer(HtmlLiveConsumer):
+    """The executions list, optionally filtered with ``?state=``: rows and state counts."""
+
+    async def prepare(self) -> bool:
+        state = _query(self.scope, "state") or None
+        if state is not None and state not in ExecutionState.values:
+            return False
+        self.state = state
+        self.shown: list[int] | None = None
+        self.changed: set[int] = set()
+        self.live_groups = (live.ALL_EXECUTIONS_GROUP,)
+        return True
+
+    async def execution_changed(self, message) -> None:
+        self.changed.add(message.get("execution"))
+        await super().execution_changed(message)
+
+    async def render(self) -> list[str]:
+        changed, self.changed = self.changed, set()
+        messages, self.shown = await _list_push(self.state, self.shown, changed)
+        return messages

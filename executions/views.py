@@ -1,0 +1,96 @@
+"""The executions pages: list with submit form, detail, and the cancel/retry buttons.
+
+Each view loads what it needs through ``selectors`` and writes only through
+``services``; the live fragments are the same partials the websocket pushes.
+"""
+
+from collections.abc import Callable
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from executions import selectors, services
+from executions.forms import ExecutionSubmitForm
+from executions.models import Execution, ExecutionState
+from executions.state import TransitionError
+
+
+def _state_filter(request: HttpRequest) -> str:
+    state = request.GET.get("state", "")
+    return state if state in ExecutionState.values else ""
+
+
+def _list_context(request: HttpRequest, form: ExecutionSubmitForm) -> dict:
+    state = _state_filter(request)
+    return {
+        "executions": selectors.execution_list(state=state or None),
+        "state_counts": selectors.execution_state_counts(),
+        "state_filter": state,
+        "form": form,
+    }
+
+
+@require_GET
+@login_required
+def execution_list(request: HttpRequest) -> HttpResponse:
+    return render(request, "executions/list.html", _list_context(request, ExecutionSubmitForm()))
+
+
+@require_POST
+@login_required
+def execution_submit(request: HttpRequest) -> HttpResponse:
+    form = ExecutionSubmitForm(request.POST)
+    if form.is_valid():
+        try:
+            execution = services.execution_submit(**form.submit_kwargs(), submitted_by=request.user)
+        except services.SubmitError as exc:
+            form.add_error(None, str(exc))
+        else:
+            return redirect("executions:detail", execution_id=execution.pk)
+    # The bound form goes back as typed, with the reason it was refused.
+    return render(request, "executions/list.html", _list_context(request, form), status=400)
+
+
+@require_GET
+@login_required
+def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
+    page = selectors.execution_page(execution_id=execution_id)
+    if page is None:
+        raise Http404("No such execution.")
+    return render(request, "executions/detail.html", page)
+
+
+def _act(request: HttpRequest, execution_id: int, action: Callable[..., Execution]) -> HttpResponse:
+    execution = get_object_or_404(Execution, pk=execution_id)
+    refused = ""
+    try:
+        action(execution=execution, by=request.user)
+    except TransitionError as exc:
+        refused = str(exc)
+    if request.htmx:
+        page = selectors.execution_page(execution_id=execution_id, with_log=False)
+        # 409 is swapped too (see the htmx-config meta tag in base.html), so the refusal shows in place.
+        return render(
+            request,
+            "executions/detail.html#execution-header",
+            {**page, "action_error": refused},
+            status=409 if refused else 200,
+        )
+    if refused:
+        messages.error(request, refused)
+    return redirect("executions:detail", execution_id=execution_id)
+
+
+@require_POST
+@login_required
+def execution_cancel(request: HttpRequest, execution_id: int) -> HttpResponse:
+    return _act(request, execution_id, services.execution_cancel)
+
+
+@require_POST
+@login_required
+def execution_retry(request: HttpRequest, execution_id: int) -> HttpResponse:
+    return _act(request, execution_id, services.execution_retry)

@@ -1,0 +1,49 @@
+// Symphony's small additions to htmx's websocket pages.
+(function () {
+  "use strict";
+
+  // A reconnecting page socket replays the log after the id the page was rendered with, so
+  // lines it already appended can come again. Ids come from event and execution ids: an
+  // element the page already has is replaced where it stands instead of added twice.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var fragment = event.detail.fragment;
+    if (!fragment || !fragment.children) return;
+    Array.prototype.slice.call(fragment.children).forEach(function (child) {
+      if (!child.id) return;
+      var existing = document.getElementById(child.id);
+      if (existing && existing !== event.detail.target) {
+        existing.replaceWith(child);
+      }
+    });
+  });
+
+  // Keep a log scrolled to its end while the reader is at the end; leave it alone otherwise.
+  var pinned = new WeakMap();
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    if (target && target.classList && target.classList.contains("log")) {
+      pinned.set(target, target.scrollHeight - target.scrollTop - target.clientHeight < 24);
+    }
+  });
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    var target = event.detail.target;
+    if (target && pinned.get(target)) {
+      target.scrollTop = target.scrollHeight;
+    }
+  });
+
+  function showLive(state) {
+    var badge = document.getElementById("live-status");
+    if (!badge) return;
+    badge.dataset.state = state;
+    badge.textContent = state === "open" ? "live" : state === "connecting" ? "connecting…" : "offline";
+  }
+  document.addEventListener("htmx:wsConnecting", function () { showLive("connecting"); });
+  document.addEventListener("htmx:wsOpen", function () { showLive("open"); });
+  document.addEventListener("htmx:wsClose", function () { showLive("closed"); });
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll(".log").forEach(function (log) { log.scrollTop = log.scrollHeight; });
+    if (!document.querySelector("[ws-connect]")) showLive("none");
+  });
+})();

@@ -1,0 +1,26 @@
+"""ASGI entry point (daphne): Django for HTTP, Channels for the websockets.
+
+Websockets need a logged-in session and an Origin among ALLOWED_HOSTS, so
+another site cannot open them with a visitor's cookie.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "symphony.settings")
+# Set up Django (apps, settings) before importing anything that touches models.
+django_application = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from executions.ws_urls import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_application,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

@@ -1,0 +1,234 @@
+"""The websockets, through the real ASGI application: session auth, origin check, routing.
+
+Events are written by the real writers (services, ``transition``, the progress
+tracker) in committed transactions; on the embedded default the web process's
+relay notices them, exactly as it does for events written by worker processes.
+"""
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import channel_layers, get_channel_layer
+from channels.testing import WebsocketCommunicator
+
+from executions import live
+from executions.models import EventKind, Execution, ExecutionEvent
+from executions.models import ExecutionState as S
+from executions.progress import ProgressTracker
+from executions.services import execution_cancel, execution_submit
+from executions.state import transition
+from symphony.asgi import application
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+@pytest.fixture(autouse=True)
+def fresh_live(monkeypatch):
+    """Each test's event loop gets its own channel layer and relay (both are per process otherwise)."""
+    monkeypatch.setattr(live, "relay", live.EventRelay())
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def session(client, django_user_model) -> str:
+    client.force_login(django_user_model.objects.create_user("alice", password="pw-alice-1234"))
+    return client.cookies["sessionid"].value
+
+
+@pytest.fixture
+def execution(make_agent) -> Execution:
+    return execution_submit(agent=make_agent("echo"), input_data={"q": 1}, name="Watched")
+
+
+def socket(path: str, session: str | None = None, origin=ORIGIN) -> WebsocketCommunicator:
+    headers = [origin] if origin else []
+    if session:
+        headers.append((b"cookie", f"sessionid={session}".encode()))
+    return WebsocketCommunicator(application, path, headers=headers)
+
+
+async def receive_events(communicator: WebsocketCommunicator, count: int) -> list[dict]:
+    events = []
+    while len(events) < count:
+        message = json.loads(await communicator.receive_from(timeout=5))
+        events.extend(message if isinstance(message, list) else [message])
+    return events
+
+
+@database_sync_to_async
+def event_ids(execution_id: int) -> list[int]:
+    return list(ExecutionEvent.objects.filter(execution_id=execution_id).order_by("id").values_list("id", flat=True))
+
+
+@database_sync_to_async
+def add_log(execution_id: int, *lines: str) -> ExecutionEvent:
+    return ExecutionEvent.objects.create(execution_id=execution_id, kind=EventKind.LOG, data={"lines": list(lines)})
+
+
+@database_sync_to_async
+def cancel(execution_id: int) -> None:
+    execution_cancel(execution=Execution.objects.get(pk=execution_id))
+
+
+@database_sync_to_async
+def start_running(execution_id: int) -> None:
+    transition(execution_id, S.PREPARING, expected=[S.QUEUED])
+    transition(execution_id, S.RUNNING, expected=[S.PREPARING])
+
+
+@database_sync_to_async
+def report_progress(execution_id: int, *points: tuple[float, str]) -> None:
+    """What a worker's tracker writes: one committed flush per point, each with a log line."""
+    tracker = ProgressTracker(execution_id)
+    for percent, step in points:
+        tracker.report(percent, step)
+        tracker.log(f"now at {step}")
+        assert tracker.flush()
+
+
+# Access ------------------------------------------------------------------------------------
+
+
+async def test_anonymous_clients_are_refused(execution):
+    for path in (f"/ws/executions/{execution.pk}/", "/ws/ui/executions/", f"/ws/ui/executions/{execution.pk}/"):
+        communicator = socket(path)
+        connected, _ = await communicator.connect()
+        assert not connected, path
+
+
+async def test_pages_of_other_sites_are_refused(execution, session):
+    communicator = socket(f"/ws/executions/{execution.pk}/", session, origin=(b"origin", b"http://evil.example"))
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_an_unknown_execution_or_a_bad_cursor_is_refused(execution, session):
+    for path in ("/ws/executions/999999/", f"/ws/executions/{execution.pk}/?after=soon"):
+        communicator = socket(path, session)
+        connected, _ = await communicator.connect()
+        assert not connected, path
+
+
+# The JSON stream ------------------------------------------------------------------------------
+
+
+async def test_without_after_it_streams_from_the_beginning(execution, session):
+    await add_log(execution.pk, "one")
+    communicator = socket(f"/ws/executions/{execution.pk}/", session)
+    assert (await communicator.connect())[0]
+
+    events = await receive_events(communicator, 2)
+
+    assert [event["id"] for event in events] == await event_ids(execution.pk)
+    assert (events[0]["kind"], events[0]["to_state"], events[0]["execution"]) == ("state", "QUEUED", execution.pk)
+    assert events[1]["data"] == {"lines": ["one"]}
+    assert await communicator.receive_nothing(0.3)
+    await communicator.disconnect()
+
+
+async def test_it_replays_only_events_after_the_given_id(execution, session):
+    first = (await event_ids(execution.pk))[0]
+    second = await add_log(execution.pk, "two")
+    third = await add_log(execution.pk, "three")
+    communicator = socket(f"/ws/executions/{execution.pk}/?after={first}", session)
+    assert (await communicator.connect())[0]
+
+    events = await receive_events(communicator, 2)
+
+    assert [event["id"] for event in events] == [second.pk, third.pk]
+    assert [event["data"]["lines"] for event in events] == [["two"], ["three"]]
+    assert await communicator.receive_nothing(0.3)
+    await communicator.disconnect()
+
+
+async def test_new_events_arrive_live_once_each_in_order(execution, session):
+    communicator = socket(f"/ws/executions/{execution.pk}/?after=0", session)
+    assert (await communicator.connect())[0]
+    replayed = await receive_events(communicator, 1)
+
+    await cancel(execution.pk)
+    live_events = await receive_events(communicator, 1)
+    # A repeated hint (a second relay, a Redis redelivery) must not repeat the event.
+    await get_channel_layer().group_send(
+        live.execution_group(execution.pk), {"type": "execution.changed", "execution": execution.pk}
+    )
+
+    assert await communicator.receive_nothing(0.5)
+    assert (live_events[0]["from_state"], live_events[0]["to_state"]) == ("QUEUED", "CANCELLED")
+    assert [event["id"] for event in replayed + live_events] == await event_ids(execution.pk)
+    await communicator.disconnect()
+
+
+# The pages' HTML stream -------------------------------------------------------------------------
+
+
+async def test_the_page_socket_pushes_the_panels_and_appends_new_log_lines(execution, session):
+    await start_running(execution.pk)
+    shown = (await event_ids(execution.pk))[-1]
+    communicator = socket(f"/ws/ui/executions/{execution.pk}/?after={shown}", session)
+    assert (await communicator.connect())[0]
+
+    first = await communicator.receive_from(timeout=5)
+    assert f'id="execution-{execution.pk}-progress"' in first and 'hx-swap-oob="true"' in first
+    assert 'data-state="RUNNING"' in first
+    assert "beforeend" not in first  # nothing newer than the page to append
+
+    await report_progress(execution.pk, (25, "Reading"), (50, "Thinking"), (75, "Writing"))
+    pushes = [await communicator.receive_from(timeout=5)]
+    while "75%" not in pushes[-1]:
+        pushes.append(await communicator.receive_from(timeout=5))
+
+    # Six events (three flushes of a log and a progress event), rendered far fewer times.
+    assert len(pushes) < 6, len(pushes)
+    latest = pushes[-1]
+    assert 'aria-valuenow="75"' in latest and "Writing" in latest
+    appended = "".join(pushes)
+    assert f'hx-swap-oob="beforeend:#execution-{execution.pk}-log"' in appended
+    for step in ("Reading", "Thinking", "Writing"):
+        assert appended.count(f"now at {step}") == 1
+    assert await communicator.receive_nothing(0.4)
+    await communicator.disconnect()
+
+
+async def receive_burst(communicator: WebsocketCommunicator) -> list[str]:
+    """One push: its messages, up to a short quiet spell."""
+    messages = [await communicator.receive_from(timeout=5)]
+    while not await communicator.receive_nothing(0.3):
+        messages.append(await communicator.receive_from(timeout=1))
+    # A browser parses each message as one fragment: table rows must not share one with other elements.
+    for message in messages:
+        assert not ("<tr" in message and "<nav" in message), message
+    return messages
+
+
+async def test_the_list_socket_shows_new_executions_and_state_changes(execution, session, make_agent):
+    communicator = socket("/ws/ui/executions/", session)
+    assert (await communicator.connect())[0]
+    first = "".join(await receive_burst(communicator))
+    assert 'id="execution-rows"' in first and f'id="execution-{execution.pk}"' in first
+
+    await cancel(execution.pk)
+    update = "".join(await receive_burst(communicator))
+
+    assert 'id="execution-rows"' not in update  # the same rows: only the changed one is sent
+    assert f'<tr id="execution-{execution.pk}" class="state-cancelled" hx-swap-oob="true">' in update
+    assert 'id="state-filter"' in update
+    await communicator.disconnect()
+
+
+async def test_the_filtered_list_socket_follows_the_filter(execution, session):
+    communicator = socket("/ws/ui/executions/?state=CANCELLED", session)
+    assert (await communicator.connect())[0]
+    first = "".join(await receive_burst(communicator))
+    assert 'id="execution-rows"' in first and f'id="execution-{execution.pk}"' not in first
+
+    await cancel(execution.pk)
+    update = "".join(await receive_burst(communicator))
+
+    assert 'id="execution-rows"' in update and f'id="execution-{execution.pk}"' in update
+    await communicator.disconnect()
