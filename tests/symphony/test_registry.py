@@ -4,6 +4,7 @@ import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from executions.worker import drain
 from routing.decisions import RoutingStrategy
@@ -14,9 +15,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def worker_until(stop: threading.Event) -> threading.Thread:
     def loop():
-        while not stop.is_set():
-            drain(budget=1)
-            stop.wait(0.02)
+        try:
+            while not stop.is_set():
+                drain(budget=1)
+                stop.wait(0.02)
+        finally:
+            connections.close_all()  # this thread's own; the test database is dropped after the run
 
     thread = threading.Thread(target=loop, daemon=True)
     thread.start()
@@ -53,3 +57,4 @@ async def test_the_seeds_task_routing_example_runs(demo_agents):
     finally:
         stop.set()
         worker.join(5)
+        await sync_to_async(connections.close_all)()  # the async ORM calls' thread
