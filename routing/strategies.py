@@ -175,7 +175,10 @@ def route_by_load(request: RouteRequest, candidates: Sequence[Candidate], **_) -
 
 def load_custom(path: str) -> Callable:
     module, _, name = path.rpartition(".")
-    return getattr(import_module(module), name)
+    try:
+        return getattr(import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ValueError(f"The custom router {path!r} cannot be loaded: {exc}") from exc
 
 
 def route_custom(
@@ -186,9 +189,13 @@ def route_custom(
         return RoutingDecision(
             RoutingStrategy.CUSTOM, None, "no custom router: set SYMPHONY_CUSTOM_ROUTER or pass one", list(candidates)
         )
-    answer = custom(request, list(candidates))
-    answer, reason = answer if isinstance(answer, tuple) else (answer, "")
     name = getattr(custom, "__qualname__", repr(custom))
+    try:
+        answer = custom(request, list(candidates))
+    except Exception as exc:  # an operator's code: its failure is a routing outcome, not a crash
+        reason = f"the custom router {name} failed: {type(exc).__name__}: {exc}"
+        return RoutingDecision(RoutingStrategy.CUSTOM, None, reason, list(candidates))
+    answer, reason = answer if isinstance(answer, tuple) else (answer, "")
     for candidate in candidates:
         if answer in (candidate.agent, candidate.agent.pk, candidate.agent.name):
             candidate.score = 1.0

@@ -221,3 +221,17 @@ def test_route_dry_run_prints_the_candidates_and_runs_nothing(team, capsys):
     assert not team["translator"].executions.exists()
     team["translator"].refresh_from_db()
     assert team["translator"].last_routed_at is None
+
+
+def broken_router(request, candidates):
+    raise KeyError("region")
+
+
+def test_a_failing_or_missing_custom_router_is_a_clear_refusal(team, settings):
+    settings.SYMPHONY_CUSTOM_ROUTER = "tests.routing.test_router.broken_router"
+    with pytest.raises(SubmitError, match="the custom router broken_router failed: KeyError: 'region'"):
+        execution_submit(input_data={"query": "x"}, strategy="custom")
+
+    settings.SYMPHONY_CUSTOM_ROUTER = "tests.routing.nowhere.router"
+    with pytest.raises(SubmitError, match="The custom router 'tests.routing.nowhere.router' cannot be loaded"):
+        execution_submit(input_data={"query": "x"}, strategy="custom")
