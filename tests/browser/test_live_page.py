@@ -32,7 +32,7 @@ SCREENSHOT = Path("/tmp/symphony-detail.png")
 @pytest.fixture
 def browser():
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed; run `bash .ci/ensure-chromium`")
+        pytest.fail("Debian's chromium is not installed: run `bash .ci/ensure-chromium` (make test does)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
