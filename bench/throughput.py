@@ -230,7 +230,7 @@ class Bench:
     # Symphony
 
     def symphony_burst(self) -> dict:
-        from executions import queue
+        from executions import wakeups
         from executions.models import Execution, ExecutionEvent
         from executions.services import execution_submit
 
@@ -239,17 +239,17 @@ class Bench:
         # the dispatcher, which wakes workers for work left waiting, is paused until the release.
         dispatcher = self.procs[1].popen.pid
         os.kill(dispatcher, signal.SIGSTOP)
-        queue._broker, queue._broker_pid = self.staging, os.getpid()  # submit into the staging queue
+        wakeups._broker, wakeups._broker_pid = self.staging, os.getpid()  # submit into the staging queue
         try:
             started = time.perf_counter()
             ids = [execution_submit(agent=self.agent, input_data={}, max_attempts=1).pk for _ in range(n)]
             submit_s = time.perf_counter() - started
-            queue._broker = None
+            wakeups._broker = None
             low, high = min(ids), max(ids)
             batch = Execution.objects.filter(pk__gte=low, pk__lte=high)
             t0 = self.release()
         finally:
-            queue._broker = None
+            wakeups._broker = None
             os.kill(dispatcher, signal.SIGCONT)
 
         def finished():

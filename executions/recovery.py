@@ -13,7 +13,7 @@ import logging
 from django.conf import settings
 from django.utils import timezone
 
-from executions import queue
+from executions import wakeups
 from executions.claims import waiting_too_long
 from executions.models import Execution
 from executions.models import ExecutionState as S
@@ -72,9 +72,9 @@ def wake_for_waiting_work(now=None) -> bool:
     now = now or timezone.now()
     since = now - timezone.timedelta(seconds=settings.SYMPHONY_DISPATCH_INTERVAL)
     try:
-        if not waiting_too_long(since=since) or queue.waiting_wakeups() > 0:
+        if not waiting_too_long(since=since) or wakeups.waiting_wakeups() > 0:
             return False
-        return queue.wake_workers(force=True)
+        return wakeups.wake_workers(force=True)
     except Exception:
         logger.warning("Could not wake a worker; trying again next pass", exc_info=True)
         return False

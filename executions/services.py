@@ -8,8 +8,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from executions import live, queue
-from executions.load import task_router
+from executions import live, wakeups
+from executions.agent_activity import task_router
 from executions.models import EventKind, Execution, ExecutionEvent, Task
 from executions.models import ExecutionState as S
 from executions.state import ACTIVE, WAITING, InvalidTransition, TransitionConflict, transition
@@ -136,7 +136,7 @@ def execution_submit(
         )
         live.publish_on_commit(execution.pk, event.pk)
         if not hold:
-            queue.wake_on_commit()
+            wakeups.wake_on_commit()
     return execution
 
 
@@ -150,7 +150,7 @@ def execution_release(*, execution: Execution) -> Execution:
             fields={"queued_at": timezone.now()},
             data={"reason": "released"},
         )
-        queue.wake_on_commit()
+        wakeups.wake_on_commit()
     execution.refresh_from_db()
     return execution
 
@@ -176,7 +176,7 @@ def execution_cancel(*, execution: Execution, by=None, reason: str = "") -> Exec
             data={"reason": reason or f"cancelled by {who}", "by": who},
         )
         if current in ACTIVE:
-            queue.wake_on_commit()  # a concurrency slot freed: an execution waiting for it may start
+            wakeups.wake_on_commit()  # a concurrency slot freed: an execution waiting for it may start
     execution.refresh_from_db()
     return execution
 
@@ -196,7 +196,7 @@ def execution_retry(*, execution: Execution, by=None) -> Execution:
             ),
             data={"reason": f"retried by {who}", "by": who, "attempt": attempt},
         )
-        queue.wake_on_commit()
+        wakeups.wake_on_commit()
     execution.refresh_from_db()
     return execution
 
@@ -238,7 +238,7 @@ def execution_requeue(
             data={"reason": reason, "attempt": attempt + 1, **({"error": error} if error else {})},
         )
         if not_before is None:
-            queue.wake_on_commit()
+            wakeups.wake_on_commit()
 
 
 __all__ = [

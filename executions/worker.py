@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from executions import queue
+from executions import wakeups
 from executions.claims import claim, has_ready_work
 from executions.runner import ExecutionRunner, worker_id
 
@@ -46,8 +46,8 @@ def drain(*, budget: float | None = None) -> DrainResult:
             break
         if time.monotonic() - last_spread >= SPREAD_EVERY:
             last_spread = time.monotonic()
-            if queue.waiting_wakeups() == 0 and has_ready_work():
-                queue.wake_workers(force=True)
+            if wakeups.waiting_wakeups() == 0 and has_ready_work():
+                wakeups.wake_workers(force=True)
         outcome = ExecutionRunner(owner=owner).run_claimed(execution)
         result.ran += 1
         if outcome.agent_left_running:
@@ -55,8 +55,8 @@ def drain(*, budget: float | None = None) -> DrainResult:
             # this process. Its execution is recorded; end the process so the cluster starts
             # a clean worker instead of carrying a runaway thread. Work left is woken for.
             logger.error("Agent of execution %s did not stop; recycling worker %s", execution.pk, os.getpid())
-            queue.wake_workers()
+            wakeups.wake_workers()
             os._exit(1)
     if result.budget_spent and has_ready_work():
-        queue.wake_workers(force=True)
+        wakeups.wake_workers(force=True)
     return result

@@ -13,7 +13,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from executions.load import task_router
+from executions.agent_activity import task_router
 from executions.models import Execution, Task
 from executions.models import ExecutionState as S
 from executions.services import execution_submit, task_create

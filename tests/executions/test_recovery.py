@@ -3,10 +3,10 @@ from django.utils import timezone
 
 from executions.models import Execution
 from executions.models import ExecutionState as S
-from executions.queue import broker, waiting_wakeups
 from executions.recovery import reap_expired_leases, wake_for_waiting_work
 from executions.services import execution_submit
 from executions.state import transition
+from executions.wakeups import broker, waiting_wakeups
 
 pytestmark = pytest.mark.django_db
 

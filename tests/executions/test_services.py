@@ -3,7 +3,6 @@ from django.test import override_settings
 
 from executions.models import Execution, Task
 from executions.models import ExecutionState as S
-from executions.queue import broker
 from executions.services import (
     SubmitError,
     execution_cancel,
@@ -13,6 +12,7 @@ from executions.services import (
     task_create,
 )
 from executions.state import InvalidTransition
+from executions.wakeups import broker
 
 pytestmark = pytest.mark.django_db
 

@@ -72,7 +72,7 @@ def test_max_concurrency_holds_across_worker_clusters(symphony):
 
 ROUTE_MANY = """
 from routing.decisions import RouteRequest
-from executions.load import task_router
+from executions.agent_activity import task_router
 router = task_router("round_robin")
 print(",".join(router.decide(RouteRequest()).chosen.name for _ in range({n})))
 """

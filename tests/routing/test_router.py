@@ -4,7 +4,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
 
-from executions.load import task_router
+from executions.agent_activity import task_router
 from executions.models import ExecutionState as S
 from executions.services import SubmitError, execution_submit, task_create
 from executions.state import transition

@@ -10,8 +10,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from executions import cli
+from executions.agent_activity import task_router
 from executions.dispatcher import run_dispatcher
-from executions.load import task_router
 from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.services import SubmitError, execution_cancel, execution_retry, execution_submit
