@@ -176,6 +176,9 @@ SYMPHONY_LEASE_SECONDS = env_float("SYMPHONY_LEASE_SECONDS", 30.0)
 SYMPHONY_HEARTBEAT_SECONDS = env_float("SYMPHONY_HEARTBEAT_SECONDS", 2.0)
 SYMPHONY_PROGRESS_FLUSH_SECONDS = env_float("SYMPHONY_PROGRESS_FLUSH_SECONDS", 0.25)
 SYMPHONY_CANCEL_GRACE_SECONDS = env_float("SYMPHONY_CANCEL_GRACE_SECONDS", 5.0)
+# On SIGTERM/Ctrl-C a worker stops claiming; what it runs gets this long to finish before
+# it is stopped and put back in the queue with its attempt not counted.
+SYMPHONY_STOP_GRACE_SECONDS = env_float("SYMPHONY_STOP_GRACE_SECONDS", 10.0)
 SYMPHONY_MAX_RESULT_BYTES = env_int("SYMPHONY_MAX_RESULT_BYTES", 1_000_000)
 SYMPHONY_DISPATCH_INTERVAL = env_float("SYMPHONY_DISPATCH_INTERVAL", 1.0)
 # Workers claim from the execution table; a broker message only wakes one. This many
