@@ -92,3 +92,27 @@ class Greeter:
 
     def run(self, input_data, ctx):
         return f"{self.greeting}, {input_data.get('name', 'world')}"
+
+
+def waits_for_gate(input_data, ctx):
+    """Runs until the file named by ``gate`` exists (or it is cancelled): tests open the gate to let it end.
+
+    With ``marks`` it appends ``start`` and ``end`` lines (execution, attempt, pid) to that
+    file, the agent's own record of when it ran, to check that no two attempts overlapped.
+    """
+    from pathlib import Path
+
+    gate, marks = Path(input_data["gate"]), input_data.get("marks")
+
+    def mark(what: str) -> None:
+        if marks:
+            with open(marks, "a") as out:
+                out.write(f"{what} {ctx.execution_id} {ctx.attempt} {__import__('os').getpid()}\n")
+
+    mark("start")
+    while not gate.exists():
+        if ctx.sleep(0.05):
+            mark("cancelled")
+            return {"cancelled": True}
+    mark("end")
+    return {"gate": "opened"}

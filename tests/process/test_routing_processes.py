@@ -36,15 +36,38 @@ def most_at_once(db, agent_name: str) -> int:
     return peak
 
 
-def test_max_concurrency_holds_across_worker_clusters(symphony):
-    symphony.manage(
-        "shell",
-        "-c",
-        f"from routing.models import AgentConfig as A; A.objects.filter(name='slow').update(max_concurrency={LIMIT})",
-    )
+SUBMIT_HELD_THEN_RELEASE = """
+from django.db import transaction
+from executions.services import execution_release, execution_submit
+from routing.models import AgentConfig
+gated, _ = AgentConfig.objects.update_or_create(
+    name="gated", defaults={{"settings": {{"path": "tests.agents.waits_for_gate"}}, "max_concurrency": {limit}}}
+)
+held = [execution_submit(agent=gated, input_data={{"gate": {gate!r}}}, hold=True) for _ in range({n})]
+with transaction.atomic():
+    for execution in held:
+        execution_release(execution=execution)
+print(",".join(str(execution.pk) for execution in held))
+"""
+
+
+def test_max_concurrency_holds_across_worker_clusters(symphony, tmp_path):
+    gate = tmp_path / "gate"
     symphony.start_dispatcher()
     clusters = [symphony.start_worker(), symphony.start_worker()]  # 2 clusters x 2 workers
-    ids = [symphony.submit("slow", {"seconds": 0.8, "steps": 2}) for _ in range(COUNT)]
+    # Held, then released in one transaction: all are ready at once, and they run until the
+    # gate opens, so only the limit keeps a third from starting beside the first two.
+    result = symphony.manage("shell", "-c", SUBMIT_HELD_THEN_RELEASE.format(n=COUNT, limit=LIMIT, gate=str(gate)))
+    ids = [int(pk) for pk in result.stdout.split()[-1].split(",")]
+
+    def running():
+        rows = symphony.db.executions()
+        return sum(rows[pk]["state"] == "RUNNING" for pk in ids) == LIMIT
+
+    wait_until(
+        running, timeout=60, what=f"{LIMIT} executions running", alive=lambda: symphony.expect_running(*clusters)
+    )
+    gate.touch()
 
     def all_finished():
         rows = symphony.db.executions()
@@ -60,7 +83,7 @@ def test_max_concurrency_holds_across_worker_clusters(symphony):
 
     rows = symphony.db.executions()
     assert [rows[pk]["state"] for pk in ids] == ["COMPLETED"] * COUNT
-    assert most_at_once(symphony.db, "slow") == LIMIT
+    assert most_at_once(symphony.db, "gated") == LIMIT
     workers = {
         event["data"]["worker"].rsplit(":", 1)[0]
         for pk in ids
