@@ -13,6 +13,8 @@ IMMEDIATE, so a claim holds the write lock from its first read and the same
 checks are exact.
 """
 
+import time
+
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
@@ -93,6 +95,9 @@ def claim(*, owner: str, execution_id: int | None = None) -> Execution | None:
     """
     lease = timezone.timedelta(seconds=settings.SYMPHONY_LEASE_SECONDS)
     for _ in range(MAX_TRIES):
+        # Taken before the lease's expiry time is computed: the worker's clock for the lease
+        # then errs on the safe side (it believes the lease ends a little earlier than it does).
+        taken_at = time.monotonic()
         now = timezone.now()
         with transaction.atomic():
             ids = ready_ids(now=now, execution_id=execution_id, lock=True)
@@ -113,8 +118,7 @@ def claim(*, owner: str, execution_id: int | None = None) -> Execution | None:
                 )
             except TransitionError:
                 continue
-        execution.state, execution.lease_owner = S.PREPARING, owner
+        execution.state_written(S.PREPARING)
+        execution.lease_owner, execution.lease_taken_at = owner, taken_at
         return execution
     return None
-
-

@@ -48,7 +48,8 @@ class Task(models.Model):
 class Execution(models.Model):
     """One run of a task by an agent, with its lifecycle, progress and outcome.
 
-    ``state`` is written only by ``executions.state.transition``; ``save()`` leaves it alone.
+    ``state`` is written only by ``executions.state.transition``; ``save()`` never writes
+    it, and refuses an instance whose state was changed in memory.
     """
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="executions")
@@ -92,12 +93,37 @@ class Execution(models.Model):
         return f"Execution {self.pk} ({self.state})"
 
     def save(self, *args, **kwargs):
-        if self._state.adding or kwargs.get("update_fields") is not None:
-            if kwargs.get("update_fields") and "state" in kwargs["update_fields"]:
-                raise ValueError("Execution.state changes only through executions.state.transition().")
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "state" in update_fields:
+            raise ValueError("Execution.state changes only through executions.state.transition().")
+        if self._state.adding:
+            super().save(*args, **kwargs)
+            self._loaded_state = self.state
+            return
+        if update_fields is not None:
             return super().save(*args, **kwargs)
+        loaded = getattr(self, "_loaded_state", None)
+        if loaded is not None and self.__dict__.get("state") != loaded:
+            raise ValueError(
+                f"Execution {self.pk}'s state was changed to {self.state} in memory; "
+                "it changes only through executions.state.transition()."
+            )
         fields = [f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "state"]
         return super().save(*args, update_fields=fields, **kwargs)
+
+    @classmethod
+    def from_db(cls, db, field_names, values):
+        instance = super().from_db(db, field_names, values)
+        instance._loaded_state = instance.__dict__.get("state")
+        return instance
+
+    def refresh_from_db(self, *args, **kwargs):
+        super().refresh_from_db(*args, **kwargs)
+        self._loaded_state = self.__dict__.get("state")
+
+    def state_written(self, state: str) -> None:
+        """Reflect in memory a state that ``transition()`` has just written to the row."""
+        self.state = self._loaded_state = state
 
     @property
     def is_finished(self) -> bool:

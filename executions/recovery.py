@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from executions import wakeups
 from executions.claims import waiting_too_long
+from executions.errors import error_detail
 from executions.models import Execution
-from executions.models import ExecutionState as S
-from executions.services import execution_requeue
-from executions.state import ACTIVE, TransitionError, transition
+from executions.services import execution_fail
+from executions.state import ACTIVE, TransitionError
 
 logger = logging.getLogger(__name__)
 
@@ -31,34 +31,28 @@ def reap_expired_leases(now=None) -> int:
     )
     reaped = 0
     for row in expired:
-        error = {
-            "type": "WorkerLost",
-            "message": f"The worker running attempt {row['attempt']} ({row['lease_owner'] or 'unknown'}) "
+        error = error_detail(
+            kind="WorkerLost",
+            message=f"The worker running attempt {row['attempt']} ({row['lease_owner'] or 'unknown'}) "
             "stopped renewing its lease.",
-            "traceback": "",
-            "attempt": row["attempt"],
-            "agent": row["agent__name"],
-            "retryable": True,
-        }
+            attempt=row["attempt"],
+            agent=row["agent__name"],
+            retryable=True,
+        )
         try:
-            if row["attempt"] < row["max_attempts"]:
-                execution_requeue(
-                    execution_id=row["pk"],
-                    from_state=row["state"],
-                    attempt=row["attempt"],
-                    reason="worker lost; requeued",
-                    error=error,
-                )
-            else:
-                transition(
-                    row["pk"],
-                    S.FAILED,
-                    expected=[row["state"]],
-                    fields={"error": error, "lease_owner": "", "lease_expires_at": None},
-                    data={"reason": "worker lost; no attempts left", "error": error},
-                )
+            execution_fail(
+                execution_id=row["pk"],
+                from_state=row["state"],
+                error=error,
+                attempt=row["attempt"],
+                max_attempts=row["max_attempts"],
+                # still the lease we saw expire: a worker that renewed it meanwhile keeps it
+                owner=row["lease_owner"],
+                where={"lease_expires_at__lt": now},
+                what="worker lost",
+            )
         except TransitionError:
-            continue  # it finished or was cancelled meanwhile
+            continue  # it finished, was cancelled or renewed meanwhile
         reaped += 1
         logger.warning("Execution %s lost its worker (attempt %s)", row["pk"], row["attempt"])
     return reaped

@@ -20,21 +20,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
-from django.utils import timezone
+from django.db import DatabaseError, connections
 
+from executions import shutdown
 from executions.claims import claim
+from executions.errors import error_detail, exception_detail
+from executions.lease import CONNECTION_ERRORS, DatabaseUnavailable, Lease, reset_connection, with_reconnect
 from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.progress import ProgressTracker
-from executions.services import execution_requeue
-from executions.state import TransitionError, transition
+from executions.services import (
+    execution_complete,
+    execution_fail,
+    execution_requeue,
+    execution_start,
+    execution_time_out,
+)
+from executions.state import TransitionError
+from executions.storable import storable_json
 from routing.factory import AgentFactory
 
 logger = logging.getLogger(__name__)
-
-MAX_MESSAGE_CHARS = 2000
-MAX_TRACEBACK_CHARS = 20000
 
 
 class InvalidResult(Exception):
@@ -106,37 +112,31 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def describe_error(exc: BaseException, tb: str, *, attempt: int, agent: str) -> dict:
-    try:
-        message = str(exc)
-    except Exception:
-        message = f"<unprintable {type(exc).__name__}>"
-    kind = type(exc)
-    qualified = kind.__name__ if kind.__module__ in ("builtins", "__main__") else f"{kind.__module__}.{kind.__name__}"
-    return {
-        "type": qualified,
-        "message": message[:MAX_MESSAGE_CHARS],
-        "traceback": tb[-MAX_TRACEBACK_CHARS:],
-        "attempt": attempt,
-        "agent": agent,
-        "retryable": bool(getattr(exc, "retryable", True)),
-    }
-
-
 def to_json_result(value: Any) -> Any:
-    """The value as it will be stored, or InvalidResult with a reason a person can act on."""
+    """The value as it will be stored, or InvalidResult with a reason a person can act on.
+
+    Text the databases cannot hold (NUL, lone surrogates) is replaced, not refused:
+    the agent's work is kept, and the count of replaced characters is returned.
+    """
     try:
         text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidResult(f"The agent's result is not JSON-serialisable: {exc}") from None
     limit = settings.SYMPHONY_MAX_RESULT_BYTES
-    if len(text.encode()) > limit:
-        raise InvalidResult(f"The agent's result is {len(text.encode()):,} bytes, over the {limit:,}-byte limit.")
-    return json.loads(text)
+    if len(text) > limit:  # ASCII: json.dumps escapes everything else
+        raise InvalidResult(f"The agent's result is {len(text):,} bytes, over the {limit:,}-byte limit.")
+    return storable_json(json.loads(text))
 
 
 class ExecutionRunner:
-    """Runs one claimed execution to exactly one recorded end."""
+    """Runs one claimed execution to exactly one recorded end.
+
+    Every database call made while the agent runs survives a database restart:
+    progress and heartbeats are retried on the next tick, the end is retried
+    until the database answers. If the lease cannot be renewed in time, the
+    agent is stopped before the lease can end, so no other worker ever runs the
+    execution at the same time as this one.
+    """
 
     def __init__(self, execution_id: int | None = None, *, owner: str | None = None):
         self.execution_id = execution_id
@@ -152,30 +152,24 @@ class ExecutionRunner:
     def run_claimed(self, execution: Execution) -> RunOutcome:
         """Run an execution this worker claimed (it is PREPARING under our lease)."""
         self.execution_id = execution.pk
+        self.lease = Lease(execution.pk, self.owner, taken_at=getattr(execution, "lease_taken_at", time.monotonic()))
+        if shutdown.stop_requested():
+            return RunOutcome(self._give_back(execution, S.PREPARING))
         try:
             agent = AgentFactory().build(execution.agent)
         except Exception as exc:
-            return RunOutcome(self._fail_or_retry(execution, exc, traceback.format_exc(), S.PREPARING))
+            return RunOutcome(self._fail(execution, exc, traceback.format_exc(), S.PREPARING))
         try:
-            transition(
-                self.execution_id, S.RUNNING, expected=[S.PREPARING], fields={"started_at": timezone.now()}
-            )
-        except TransitionError:
+            self._record(lambda: execution_start(execution_id=self.execution_id, owner=self.owner), "start it")
+        except (TransitionError, DatabaseUnavailable) as exc:
+            logger.warning("Execution %s not started: %s", self.execution_id, exc)
             return RunOutcome()
         return self._supervise(execution, agent)
-
-    def _renew_lease(self) -> bool:
-        lease = timezone.timedelta(seconds=settings.SYMPHONY_LEASE_SECONDS)
-        return bool(
-            Execution.objects.filter(pk=self.execution_id, state=S.RUNNING, lease_owner=self.owner).update(
-                lease_expires_at=timezone.now() + lease
-            )
-        )
 
     def _supervise(self, execution: Execution, agent) -> RunOutcome:
         started = time.monotonic()
         deadline = started + execution.timeout_seconds
-        tracker = ProgressTracker(self.execution_id)
+        tracker = ProgressTracker(self.execution_id, owner=self.owner)
         ctx = ExecutionContext(execution, tracker, deadline)
         box: dict[str, Any] = {}
         thread = threading.Thread(
@@ -185,82 +179,161 @@ class ExecutionRunner:
         flush_every = settings.SYMPHONY_PROGRESS_FLUSH_SECONDS
         beat_every = settings.SYMPHONY_HEARTBEAT_SECONDS
         next_beat = started + beat_every
+        grace_ends = None
         stop = None
         while True:
             now = time.monotonic()
-            thread.join(max(0.0, min(flush_every, deadline - now, next_beat - now)))
+            thread.join(max(0.0, min(flush_every, deadline - now, next_beat - now, self.lease.stop_by - now)))
             if not thread.is_alive():
                 break
             now = time.monotonic()
-            still_running = tracker.flush()
-            if now >= next_beat:
-                still_running = still_running and self._renew_lease()
-                next_beat = now + beat_every
-            if not still_running:
-                stop = "lost"  # cancelled, or reaped after a missed heartbeat: not ours to end
+            if shutdown.stop_requested() and grace_ends is None:
+                grace_ends = now + settings.SYMPHONY_STOP_GRACE_SECONDS
+            try:
+                ours = tracker.flush()
+                if ours and now >= next_beat:
+                    ours = self.lease.renew()
+                    next_beat = now + beat_every
+            except CONNECTION_ERRORS as exc:
+                reset_connection()
+                logger.warning("Execution %s: database unreachable while running (%s)", self.execution_id, exc)
+                ours, next_beat = True, now + min(beat_every, 0.5)  # unknown: keep running on the lease clock
+            except Exception:
+                # Never let supervision end with the agent still running: the lease clock decides.
+                logger.exception("Execution %s: progress or heartbeat failed", self.execution_id)
+                ours = True
+            now = time.monotonic()
+            if not ours:
+                stop = "lost"  # cancelled, or reaped after missed heartbeats: not ours to end
+            elif now >= self.lease.stop_by:
+                stop = "lease"  # the lease could not be renewed and may soon pass to another worker
             elif now >= deadline:
                 stop = "timeout"
+            elif grace_ends is not None and now >= grace_ends:
+                stop = "stopping"
             if stop:
                 ctx._cancel()
-                thread.join(settings.SYMPHONY_CANCEL_GRACE_SECONDS)
+                allowed = settings.SYMPHONY_CANCEL_GRACE_SECONDS
+                thread.join(max(0.0, min(allowed, self.lease.safe_until - time.monotonic())))
                 break
         left_running = thread.is_alive()
-        tracker.flush()
+        if left_running and (stop == "lost" or time.monotonic() >= self.lease.safe_until):
+            # Not ours any more, or no time left to write anything before someone else may
+            # claim it: the worker process must end now, taking the agent's thread with it.
+            return RunOutcome(None, True)
+        # While the agent's thread lives, every write must land before the lease may end.
+        until = self.lease.safe_until if left_running else None
+        try:
+            self._record(tracker.flush, "save its progress", until=until)
+        except (DatabaseUnavailable, DatabaseError) as exc:
+            logger.warning("Execution %s: last progress not saved: %s", self.execution_id, exc)
+        return RunOutcome(self._end(execution, stop, box, until=until), left_running)
+
+    def _end(self, execution: Execution, stop: str | None, box: dict, *, until: float | None) -> str | None:
         if stop == "lost":
-            return RunOutcome(None, left_running)
-        if stop == "timeout":
-            return RunOutcome(self._time_out(execution), left_running)
-        if "error" in box:
-            return RunOutcome(self._fail_or_retry(execution, box["error"], box["traceback"], S.RUNNING))
-        try:
-            result = to_json_result(box.get("value"))
-        except InvalidResult as exc:
-            return RunOutcome(self._fail_or_retry(execution, exc, "", S.RUNNING))
-        return RunOutcome(self._end(S.COMPLETED, fields={"result": result, "progress": 100.0}))
-
-    def _end(self, state: str, *, fields: dict, data: dict | None = None, from_state: str = S.RUNNING) -> str | None:
-        try:
-            transition(
-                self.execution_id,
-                state,
-                expected=[from_state],
-                fields={**fields, "lease_owner": "", "lease_expires_at": None},
-                data=data,
-            )
-        except TransitionError as exc:
-            logger.info("Execution %s not recorded as %s: %s", self.execution_id, state, exc)
             return None
-        return state
+        if stop == "stopping":
+            return self._give_back(execution, S.RUNNING, delay=_exit_margin() if until is not None else 0)
+        if stop == "lease":
+            error = error_detail(
+                kind="DatabaseUnavailable",
+                message="The worker could not reach the database to renew its lease; the agent was stopped "
+                "before another worker could take the execution over.",
+                attempt=execution.attempt,
+                agent=execution.agent.name,
+                retryable=True,
+            )
+            return self._fail_with(execution, error, S.RUNNING, until=until)
+        if stop == "timeout":
+            return self._time_out(execution, until=until)
+        if "error" in box:
+            return self._fail(execution, box["error"], box["traceback"], S.RUNNING)
+        try:
+            result, replaced = to_json_result(box.get("value"))
+        except InvalidResult as exc:
+            return self._fail(execution, exc, "", S.RUNNING)
+        if replaced:
+            logger.warning("Execution %s: replaced %d unstorable characters in the result", execution.pk, replaced)
+        return self._complete(result, until=until)
 
-    def _time_out(self, execution: Execution) -> str | None:
-        error = {
-            "type": "TimedOut",
-            "message": f"The agent did not finish within {execution.timeout_seconds:g} seconds.",
-            "traceback": "",
-            "attempt": execution.attempt,
-            "agent": execution.agent.name,
-            "retryable": False,
-        }
-        return self._end(S.TIMED_OUT, fields={"error": error}, data={"error": error})
+    def _record(self, write, what: str, *, until: float | None = None):
+        until = until if until is not None else time.monotonic() + settings.SYMPHONY_DATABASE_RETRY_SECONDS
+        return with_reconnect(write, until=until, what=f"{what} (execution {self.execution_id})")
 
-    def _fail_or_retry(self, execution: Execution, exc: BaseException, tb: str, from_state: str) -> str | None:
-        error = describe_error(exc, tb, attempt=execution.attempt, agent=execution.agent.name)
-        if error["retryable"] and execution.attempt < execution.max_attempts:
-            delay = settings.SYMPHONY_RETRY_BACKOFF * 2 ** (execution.attempt - 1)
-            delay = max(delay, getattr(exc, "retry_after", None) or 0)  # a rate limit says how long to wait
-            try:
-                execution_requeue(
-                    execution_id=self.execution_id,
-                    from_state=from_state,
-                    attempt=execution.attempt,
-                    reason=f"attempt {execution.attempt} failed; retrying in {delay:g}s",
-                    error=error,
-                    delay=delay,
-                )
-            except TransitionError:
-                return None
+    def _recorded(self, what: str, write, *, until: float | None = None) -> str | None:
+        """The state ``write`` moved the execution to; None if it was no longer ours or the database stayed away."""
+        try:
+            return self._record(write, what, until=until)
+        except TransitionError as exc:
+            logger.info("Execution %s: could not %s: %s", self.execution_id, what, exc)
+        except DatabaseUnavailable as exc:
+            # The lease will pass and the dispatcher requeue it: this end is lost, the execution is not.
+            logger.error("Execution %s: %s", self.execution_id, exc)
+        return None
+
+    def _complete(self, result: Any, *, until: float | None) -> str | None:
+        def write():
+            execution_complete(execution_id=self.execution_id, owner=self.owner, result=result)
+            return S.COMPLETED
+
+        return self._recorded("record it COMPLETED", write, until=until)
+
+    def _time_out(self, execution: Execution, *, until: float | None) -> str | None:
+        error = error_detail(
+            kind="TimedOut",
+            message=f"The agent did not finish within {execution.timeout_seconds:g} seconds.",
+            attempt=execution.attempt,
+            agent=execution.agent.name,
+            retryable=False,
+        )
+
+        def write():
+            execution_time_out(execution_id=self.execution_id, owner=self.owner, error=error)
+            return S.TIMED_OUT
+
+        return self._recorded("record it TIMED_OUT", write, until=until)
+
+    def _give_back(self, execution: Execution, from_state: str, *, delay: float = 0) -> str | None:
+        """Back to the queue, attempt not counted: the worker is stopping, the agent did nothing wrong."""
+
+        def write():
+            execution_requeue(
+                execution_id=self.execution_id,
+                from_state=from_state,
+                attempt=execution.attempt,
+                reason="requeued: worker stopping",
+                count_attempt=False,
+                owner=self.owner,
+                delay=delay,
+            )
             return S.QUEUED
-        return self._end(S.FAILED, fields={"error": error}, data={"error": error}, from_state=from_state)
+
+        return self._recorded("requeue it", write, until=self.lease.safe_until if delay else None)
+
+    def _fail(self, execution: Execution, exc: BaseException, tb: str, from_state: str) -> str | None:
+        error = exception_detail(exc, tb, attempt=execution.attempt, agent=execution.agent.name)
+        return self._fail_with(execution, error, from_state, retry_after=getattr(exc, "retry_after", None))
+
+    def _fail_with(
+        self, execution: Execution, error: dict, from_state: str, *, retry_after=None, until: float | None = None
+    ) -> str | None:
+        def write():
+            return execution_fail(
+                execution_id=self.execution_id,
+                from_state=from_state,
+                error=error,
+                attempt=execution.attempt,
+                max_attempts=execution.max_attempts,
+                owner=self.owner,
+                retry_after=retry_after,
+            )
+
+        return self._recorded("record the failed attempt", write, until=until)
+
+
+def _exit_margin() -> float:
+    """How long a requeued execution waits when this process must still end to stop its agent."""
+    return max(2.0, settings.SYMPHONY_CANCEL_GRACE_SECONDS)
 
 
 def _call_agent(agent, ctx: ExecutionContext, box: dict) -> None:

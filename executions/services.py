@@ -10,9 +10,10 @@ from django.utils import timezone
 
 from executions import live, wakeups
 from executions.agent_activity import task_router
+from executions.errors import not_retried_because
 from executions.models import EventKind, Execution, ExecutionEvent, Task
 from executions.models import ExecutionState as S
-from executions.state import ACTIVE, WAITING, InvalidTransition, TransitionConflict, transition
+from executions.state import ACTIVE, WAITING, TransitionConflict, transition
 from routing.models import AgentConfig
 
 
@@ -158,24 +159,22 @@ def execution_release(*, execution: Execution) -> Execution:
 def execution_cancel(*, execution: Execution, by=None, reason: str = "") -> Execution:
     """Cancel a waiting or running execution.
 
-
     The state changes at once; a running agent learns it at its next heartbeat
     (``ctx.is_cancelled()`` turns true, an async agent's task is cancelled) and
     whatever it returns afterwards is discarded.
     """
     who = getattr(by, "get_username", lambda: None)() or "system"
-    current = Execution.objects.filter(pk=execution.pk).values_list("state", flat=True).get()
-    if current not in WAITING | ACTIVE:
-        raise InvalidTransition(execution.pk, current, S.CANCELLED)
     with transaction.atomic():
-        transition(
+        # Whatever cancellable state it is in when the row is read inside the transaction:
+        # a claim between the page load and the click is not a conflict.
+        event = transition(
             execution.pk,
             S.CANCELLED,
-            expected=[current],
+            expected=WAITING | ACTIVE,
             fields={"lease_owner": "", "lease_expires_at": None},
             data={"reason": reason or f"cancelled by {who}", "by": who},
         )
-        if current in ACTIVE:
+        if event.from_state in ACTIVE:
             wakeups.wake_on_commit()  # a concurrency slot freed: an execution waiting for it may start
     execution.refresh_from_db()
     return execution
@@ -220,34 +219,138 @@ def _fresh_attempt_fields(attempt: int, **extra) -> dict:
 
 
 def execution_requeue(
-    *, execution_id: int, from_state: str, attempt: int, reason: str, error: dict | None = None, delay: float = 0
+    *,
+    execution_id: int,
+    from_state: str,
+    attempt: int,
+    reason: str,
+    error: dict | None = None,
+    delay: float = 0,
+    count_attempt: bool = True,
+    owner: str | None = None,
+    where: dict | None = None,
 ) -> None:
-    """Put an execution that did not finish back in the queue as a new attempt.
+    """Put an execution that did not finish back in the queue.
 
-    With a delay it is not claimed before it is due; the dispatcher wakes a
-    worker for it then.
+    Normally as a new attempt; with ``count_attempt=False`` (the worker was
+    stopped, the agent did nothing wrong) under the same attempt number. With a
+    delay it is not claimed before it is due; the dispatcher wakes a worker for
+    it then. ``owner`` makes it a compare-and-set on the worker's lease too,
+    and ``where`` adds conditions of the caller's own.
     """
     now = timezone.now()
     not_before = now + timezone.timedelta(seconds=delay) if delay > 0 else None
+    next_attempt = attempt + 1 if count_attempt else attempt
     with transaction.atomic():
         transition(
             execution_id,
             S.QUEUED,
             expected=[from_state],
-            fields=_fresh_attempt_fields(attempt + 1, not_before=not_before, queued_at=now),
-            data={"reason": reason, "attempt": attempt + 1, **({"error": error} if error else {})},
+            where=_same_attempt(attempt, owner, where),
+            fields=_fresh_attempt_fields(next_attempt, not_before=not_before, queued_at=now),
+            data={"reason": reason, "attempt": next_attempt, **({"error": error} if error else {})},
         )
         if not_before is None:
             wakeups.wake_on_commit()
+
+
+# The worker's side of the lifecycle. Each is a compare-and-set on the state and on the
+# worker's lease (``owner``): a worker whose lease was taken over records nothing.
+
+
+def execution_start(*, execution_id: int, owner: str) -> None:
+    """PREPARING to RUNNING: the agent is built and about to be called."""
+    transition(
+        execution_id,
+        S.RUNNING,
+        expected=[S.PREPARING],
+        where={"lease_owner": owner},
+        fields={"started_at": timezone.now()},
+    )
+
+
+def _same_attempt(attempt: int, owner: str | None, where: dict | None) -> dict:
+    """Conditions that make a write apply to the attempt (and lease) the caller saw, not a later one."""
+    return {"attempt": attempt, **({"lease_owner": owner} if owner is not None else {}), **(where or {})}
+
+
+def _end_fields(**fields) -> dict:
+    return {**fields, "lease_owner": "", "lease_expires_at": None}
+
+
+def execution_complete(*, execution_id: int, owner: str, result: Any) -> None:
+    transition(
+        execution_id,
+        S.COMPLETED,
+        expected=[S.RUNNING],
+        where={"lease_owner": owner},
+        fields=_end_fields(result=result, progress=100.0),
+    )
+
+
+def execution_time_out(*, execution_id: int, owner: str, error: dict) -> None:
+    transition(
+        execution_id,
+        S.TIMED_OUT,
+        expected=[S.RUNNING],
+        where={"lease_owner": owner},
+        fields=_end_fields(error=error),
+        data={"error": error},
+    )
+
+
+def execution_fail(
+    *,
+    execution_id: int,
+    from_state: str,
+    error: dict,
+    attempt: int,
+    max_attempts: int,
+    owner: str | None,
+    retry_after: float | None = None,
+    what: str | None = None,
+    where: dict | None = None,
+) -> str:
+    """Record a failed attempt: retried with backoff when the error is transient and attempts
+    remain, else FAILED with the reason it was not retried. Returns the state it went to."""
+    what = what or f"attempt {attempt} failed"
+    if error.get("retryable") and attempt < max_attempts:
+        delay = settings.SYMPHONY_RETRY_BACKOFF * 2 ** (attempt - 1)
+        delay = max(delay, retry_after or 0)  # a rate limit says how long to wait
+        execution_requeue(
+            execution_id=execution_id,
+            from_state=from_state,
+            attempt=attempt,
+            reason=f"{what}; retrying in {delay:g}s",
+            error=error,
+            delay=delay,
+            owner=owner,
+            where=where,
+        )
+        return S.QUEUED
+    error = {**error, "retry": not_retried_because(error, attempt=attempt, max_attempts=max_attempts)}
+    transition(
+        execution_id,
+        S.FAILED,
+        expected=[from_state],
+        where=_same_attempt(attempt, owner, where),
+        fields=_end_fields(error=error),
+        data={"reason": f"{what}; {error['retry']}", "error": error},
+    )
+    return S.FAILED
 
 
 __all__ = [
     "SubmitError",
     "TransitionConflict",
     "execution_cancel",
+    "execution_complete",
+    "execution_fail",
     "execution_release",
     "execution_requeue",
     "execution_retry",
+    "execution_start",
     "execution_submit",
+    "execution_time_out",
     "task_create",
 ]

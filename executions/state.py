@@ -40,12 +40,13 @@ class TransitionError(Exception):
 
 
 class InvalidTransition(TransitionError):
-    def __init__(self, execution_id: int, from_state: str, to_state: str):
+    def __init__(self, execution_id: int, from_state: str, to_state: str, *, expected: Iterable[str] = ()):
         allowed = ", ".join(sorted(ALLOWED_TRANSITIONS[from_state])) or "nothing (it is final)"
-        super().__init__(
-            f"Execution {execution_id} cannot go from {from_state} to {to_state}; "
-            f"from {from_state} it can go to {allowed}."
-        )
+        if expected and from_state not in expected:
+            opening = f"Execution {execution_id} is {from_state}, not {'/'.join(sorted(expected))}"
+        else:
+            opening = f"Execution {execution_id} cannot go from {from_state} to {to_state}"
+        super().__init__(f"{opening}; from {from_state} it can go to {allowed}.")
         self.execution_id, self.from_state, self.to_state = execution_id, from_state, to_state
 
 
@@ -57,14 +58,18 @@ def can_transition(from_state: str, to_state: str) -> bool:
     return to_state in ALLOWED_TRANSITIONS[from_state]
 
 
-def _current_state(execution_id: int) -> str:
-    current = Execution.objects.filter(pk=execution_id).values_list("state", flat=True).first()
+def _current_state(execution_id: int, *, lock: bool = False) -> str:
+    rows = Execution.objects.select_for_update() if lock else Execution.objects
+    current = rows.filter(pk=execution_id).values_list("state", flat=True).first()
     if current is None:
         raise Execution.DoesNotExist(f"Execution {execution_id} does not exist.")
     return current
 
 
-def _conflict(execution_id: int, current: str, expected: set[str]) -> TransitionConflict:
+def _refusal(execution_id: int, current: str, expected: set[str], to_state: str) -> TransitionError:
+    """Why the execution is not where the caller expected it: a race lost, or a move its state never allows."""
+    if not can_transition(current, to_state):
+        return InvalidTransition(execution_id, current, to_state, expected=expected)
     wanted = "/".join(sorted(expected))
     return TransitionConflict(f"Execution {execution_id} is {current}, not {wanted}; another actor got there first.")
 
@@ -73,30 +78,35 @@ def transition(
     execution_id: int,
     to_state: str,
     *,
-    expected: Iterable[str] | None = None,
+    expected: Iterable[str],
     where: dict[str, Any] | None = None,
     fields: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
 ) -> ExecutionEvent:
     """Move one execution to ``to_state`` and record why, atomically.
 
-    ``expected`` names the states the caller believes the execution is in; if it
-    is elsewhere the call raises ``TransitionConflict``, and so does a mismatch
-    of the extra conditions in ``where``. ``fields`` are written in the same
-    UPDATE; ``data`` goes into the event row.
+    ``expected`` names the states the caller believes the execution is in: it
+    is required, because a transition is always a decision taken from a state
+    someone saw. If the execution is elsewhere the call raises
+    ``TransitionConflict`` (or ``InvalidTransition`` when its state never
+    allows the move), and so does a mismatch of the extra conditions in
+    ``where``. ``fields`` are written in the same UPDATE; ``data`` goes into the
+    event row.
     """
-    expected = set(expected) if expected is not None else None
+    expected = set(expected)
+    if not expected:
+        raise ValueError("transition() needs the states the execution is expected to be in.")
     now = timezone.now()
     with transaction.atomic():
-        # With one expected state the compare-and-set needs no read first; the
-        # read happens only to explain a refusal.
-        current = next(iter(expected)) if expected and len(expected) == 1 else _current_state(execution_id)
-        if expected is not None and current not in expected:
-            raise _conflict(execution_id, current, expected)
+        # With one expected state the compare-and-set needs no read first; with several the
+        # row is read (and locked, on PostgreSQL) to learn which one it is in.
+        current = next(iter(expected)) if len(expected) == 1 else _current_state(execution_id, lock=True)
+        if current not in expected:
+            raise _refusal(execution_id, current, expected, to_state)
         if not can_transition(current, to_state):
             actual = _current_state(execution_id)
             if actual != current:
-                raise _conflict(execution_id, actual, expected)
+                raise _refusal(execution_id, actual, expected, to_state)
             raise InvalidTransition(execution_id, current, to_state)
         values = dict(fields or {})
         if to_state in FINISHED:
@@ -107,7 +117,7 @@ def transition(
         if updated != 1:
             actual = _current_state(execution_id)
             if actual != current:
-                raise _conflict(execution_id, actual, expected or {current})
+                raise _refusal(execution_id, actual, expected, to_state)
             raise TransitionConflict(f"Execution {execution_id} changed while moving it to {to_state}.")
         event = ExecutionEvent.objects.create(
             execution_id=execution_id,

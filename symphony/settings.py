@@ -179,6 +179,8 @@ SYMPHONY_CANCEL_GRACE_SECONDS = env_float("SYMPHONY_CANCEL_GRACE_SECONDS", 5.0)
 # On SIGTERM/Ctrl-C a worker stops claiming; what it runs gets this long to finish before
 # it is stopped and put back in the queue with its attempt not counted.
 SYMPHONY_STOP_GRACE_SECONDS = env_float("SYMPHONY_STOP_GRACE_SECONDS", 10.0)
+# How long a worker keeps trying to record an execution's end while the database is away.
+SYMPHONY_DATABASE_RETRY_SECONDS = env_float("SYMPHONY_DATABASE_RETRY_SECONDS", 300.0)
 SYMPHONY_MAX_RESULT_BYTES = env_int("SYMPHONY_MAX_RESULT_BYTES", 1_000_000)
 SYMPHONY_DISPATCH_INTERVAL = env_float("SYMPHONY_DISPATCH_INTERVAL", 1.0)
 # Workers claim from the execution table; a broker message only wakes one. This many

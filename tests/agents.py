@@ -16,6 +16,20 @@ def boom(input_data, ctx):
     raise RuntimeError("the agent broke")
 
 
+def drops_connection(input_data, ctx):
+    raise ConnectionResetError("the service hung up")
+
+
+def marked_retryable(input_data, ctx):
+    error = RuntimeError("try me again")
+    error.retryable = True
+    raise error
+
+
+def bad_input(input_data, ctx):
+    return input_data["missing"]
+
+
 def not_retryable(input_data, ctx):
     error = ValueError("bad input, retrying will not help")
     error.retryable = False

@@ -15,7 +15,15 @@ STOPWORDS = frozenset(
 
 
 class DemoAgentError(Exception):
-    """A failure the demo agents raise on purpose."""
+    """A failure the demo agents raise on purpose: transient, so it is retried.
+
+    Symphony retries an exception only when it is transient: a timeout, a
+    connection error, or one that carries ``retryable = True`` as this class
+    does. Anything else (a ``ValueError`` from bad input, a ``TypeError``) fails
+    at once; set ``retryable = False`` on an exception to say so explicitly.
+    """
+
+    retryable = True
 
 
 def _syllables(word: str) -> int:

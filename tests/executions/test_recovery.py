@@ -14,8 +14,10 @@ pytestmark = pytest.mark.django_db
 def running_with_lease(agent, *, expired: bool, attempt=1, max_attempts=3):
     execution = execution_submit(agent=agent, max_attempts=max_attempts)
     lease = timezone.now() + timezone.timedelta(seconds=-5 if expired else 60)
-    transition(execution.pk, S.PREPARING, fields={"lease_owner": "host:1:1", "lease_expires_at": lease})
-    transition(execution.pk, S.RUNNING, fields={"attempt": attempt})
+    transition(
+        execution.pk, S.PREPARING, expected=[S.QUEUED], fields={"lease_owner": "host:1:1", "lease_expires_at": lease}
+    )
+    transition(execution.pk, S.RUNNING, expected=[S.PREPARING], fields={"attempt": attempt})
     return execution
 
 

@@ -57,8 +57,8 @@ def test_failure_records_type_message_traceback_attempt_and_agent(make_agent, ru
     assert execution.result is None
 
 
-def test_failure_with_attempts_left_is_retried_as_a_new_attempt(make_agent, run):
-    execution = run(submit(make_agent("boom"), max_attempts=2))
+def test_a_transient_failure_with_attempts_left_is_retried_as_a_new_attempt(make_agent, run):
+    execution = run(submit(make_agent("drops_connection"), max_attempts=2))
     assert execution.state == S.QUEUED
     assert execution.attempt == 2
 

@@ -44,7 +44,7 @@ def test_allowed_transition_changes_state_and_writes_one_event(execution, from_s
     force_state(execution, from_state)
     before = execution.events.count()
 
-    event = transition(execution.pk, to_state, data={"reason": "test"})
+    event = transition(execution.pk, to_state, expected=[from_state], data={"reason": "test"})
 
     execution.refresh_from_db()
     assert execution.state == to_state
@@ -60,7 +60,7 @@ def test_refused_transition_raises_a_clear_error_and_writes_nothing(execution, f
     before = execution.events.count()
 
     with pytest.raises(InvalidTransition) as raised:
-        transition(execution.pk, to_state)
+        transition(execution.pk, to_state, expected=[from_state])
 
     assert f"cannot go from {from_state} to {to_state}" in str(raised.value)
     execution.refresh_from_db()
@@ -69,25 +69,48 @@ def test_refused_transition_raises_a_clear_error_and_writes_nothing(execution, f
 
 
 def test_expected_state_mismatch_is_a_conflict(execution):
-    force_state(execution, S.CANCELLED)
+    force_state(execution, S.RUNNING)
     with pytest.raises(TransitionConflict, match="another actor got there first"):
+        transition(execution.pk, S.CANCELLED, expected=[S.QUEUED])
+
+
+def test_a_move_the_actual_state_never_allows_is_invalid_not_a_race(execution):
+    force_state(execution, S.CANCELLED)
+    with pytest.raises(
+        InvalidTransition, match="is CANCELLED, not PREPARING; from CANCELLED it can go to nothing \\(it is final\\)"
+    ):
         transition(execution.pk, S.RUNNING, expected=[S.PREPARING])
 
 
+def test_expected_is_required():
+    with pytest.raises(TypeError):
+        transition(1, S.RUNNING)
+    with pytest.raises(ValueError, match="expected"):
+        transition(1, S.RUNNING, expected=[])
+
+
 def test_fields_are_written_with_the_transition(execution):
-    transition(execution.pk, S.QUEUED, fields={"current_step": "ready"})
+    transition(execution.pk, S.QUEUED, expected=[execution.state], fields={"current_step": "ready"})
     execution.refresh_from_db()
     assert execution.current_step == "ready"
 
 
-def test_saving_an_execution_never_writes_its_state(execution):
+def test_saving_an_execution_with_a_changed_state_is_refused_loudly(execution):
     execution.state = S.COMPLETED
     execution.current_step = "edited"
-    execution.save()
+    with pytest.raises(ValueError, match="transition"):
+        execution.save()
 
     execution.refresh_from_db()
     assert execution.state == S.PENDING
-    assert execution.current_step == "edited"
+    assert execution.current_step == ""
+
+
+def test_saving_other_fields_leaves_the_state_alone(execution):
+    execution.current_step = "edited"
+    execution.save()
+    execution.refresh_from_db()
+    assert (execution.state, execution.current_step) == (S.PENDING, "edited")
 
 
 def test_saving_state_explicitly_is_refused(execution):

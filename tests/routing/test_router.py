@@ -56,8 +56,8 @@ def team(db):
 def running(agent_config, count=1):
     for _ in range(count):
         execution = execution_submit(agent=agent_config)
-        transition(execution.pk, S.PREPARING)
-        transition(execution.pk, S.RUNNING)
+        transition(execution.pk, S.PREPARING, expected=[S.QUEUED])
+        transition(execution.pk, S.RUNNING, expected=[S.PREPARING])
 
 
 def route(query="", tags=(), strategy=None, **options):
