@@ -69,6 +69,21 @@ def with_reconnect(call: Callable[[], T], *, until: float, what: str) -> T:
         return result
 
 
+def limit_lock_wait(seconds: float | None) -> None:
+    """On SQLite, how long this thread's next writes may wait for the write lock (None: as configured).
+
+    A write blocked on another process's lock cannot be interrupted, so while an
+    agent runs the wait is bounded by the lease clock: a lock held past the
+    point where the agent must stop becomes an error the supervisor handles.
+    """
+    if connection.vendor != "sqlite":
+        return
+    if seconds is None:
+        seconds = connection.settings_dict.get("OPTIONS", {}).get("timeout", 5)
+    with connection.cursor() as cursor:
+        cursor.execute(f"PRAGMA busy_timeout = {max(50, int(seconds * 1000))}")
+
+
 class Lease:
     """The worker's own clock of its lease on one execution."""
 

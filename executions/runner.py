@@ -25,7 +25,14 @@ from django.db import DatabaseError, connections
 from executions import shutdown
 from executions.claims import claim
 from executions.errors import error_detail, exception_detail
-from executions.lease import CONNECTION_ERRORS, DatabaseUnavailable, Lease, reset_connection, with_reconnect
+from executions.lease import (
+    CONNECTION_ERRORS,
+    DatabaseUnavailable,
+    Lease,
+    limit_lock_wait,
+    reset_connection,
+    with_reconnect,
+)
 from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.progress import ProgressTracker
@@ -190,6 +197,7 @@ class ExecutionRunner:
             if shutdown.stop_requested() and grace_ends is None:
                 grace_ends = now + settings.SYMPHONY_STOP_GRACE_SECONDS
             try:
+                limit_lock_wait(self.lease.stop_by - now)
                 ours = tracker.flush()
                 if ours and now >= next_beat:
                     ours = self.lease.renew()
@@ -217,6 +225,10 @@ class ExecutionRunner:
                 thread.join(max(0.0, min(allowed, self.lease.safe_until - time.monotonic())))
                 break
         left_running = thread.is_alive()
+        try:
+            limit_lock_wait(None)
+        except DatabaseError:
+            reset_connection()  # a new connection starts with the configured wait
         if left_running and (stop == "lost" or time.monotonic() >= self.lease.safe_until):
             # Not ours any more, or no time left to write anything before someone else may
             # claim it: the worker process must end now, taking the agent's thread with it.

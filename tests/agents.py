@@ -111,9 +111,11 @@ class Greeter:
 def waits_for_gate(input_data, ctx):
     """Runs until the file named by ``gate`` exists (or it is cancelled): tests open the gate to let it end.
 
-    With ``marks`` it appends ``start`` and ``end`` lines (execution, attempt, pid) to that
-    file, the agent's own record of when it ran, to check that no two attempts overlapped.
+    With ``marks`` it appends ``start``, ``end`` or ``cancelled`` lines (execution, attempt,
+    pid, time) to that file: the agent's own record of when it ran, to check that no two
+    attempts of an execution overlapped.
     """
+    import os
     from pathlib import Path
 
     gate, marks = Path(input_data["gate"]), input_data.get("marks")
@@ -121,7 +123,7 @@ def waits_for_gate(input_data, ctx):
     def mark(what: str) -> None:
         if marks:
             with open(marks, "a") as out:
-                out.write(f"{what} {ctx.execution_id} {ctx.attempt} {__import__('os').getpid()}\n")
+                out.write(f"{what} {ctx.execution_id} {ctx.attempt} {os.getpid()} {time.time():.6f}\n")
 
     mark("start")
     while not gate.exists():

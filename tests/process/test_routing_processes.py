@@ -6,6 +6,7 @@ from collections import Counter
 import pytest
 
 from tests.process.conftest import PYTHON, ROOT, wait_until
+from tests.process.gates import overlapping_runs, submit_gated
 
 pytestmark = pytest.mark.process
 
@@ -36,29 +37,13 @@ def most_at_once(db, agent_name: str) -> int:
     return peak
 
 
-SUBMIT_HELD_THEN_RELEASE = """
-from django.db import transaction
-from executions.services import execution_release, execution_submit
-from routing.models import AgentConfig
-gated, _ = AgentConfig.objects.update_or_create(
-    name="gated", defaults={{"settings": {{"path": "tests.agents.waits_for_gate"}}, "max_concurrency": {limit}}}
-)
-held = [execution_submit(agent=gated, input_data={{"gate": {gate!r}}}, hold=True) for _ in range({n})]
-with transaction.atomic():
-    for execution in held:
-        execution_release(execution=execution)
-print(",".join(str(execution.pk) for execution in held))
-"""
-
-
 def test_max_concurrency_holds_across_worker_clusters(symphony, tmp_path):
     gate = tmp_path / "gate"
     symphony.start_dispatcher()
     clusters = [symphony.start_worker(), symphony.start_worker()]  # 2 clusters x 2 workers
     # Held, then released in one transaction: all are ready at once, and they run until the
     # gate opens, so only the limit keeps a third from starting beside the first two.
-    result = symphony.manage("shell", "-c", SUBMIT_HELD_THEN_RELEASE.format(n=COUNT, limit=LIMIT, gate=str(gate)))
-    ids = [int(pk) for pk in result.stdout.split()[-1].split(",")]
+    ids = submit_gated(symphony, COUNT, gate, tmp_path / "marks", max_concurrency=LIMIT)
 
     def running():
         rows = symphony.db.executions()
@@ -84,6 +69,7 @@ def test_max_concurrency_holds_across_worker_clusters(symphony, tmp_path):
     rows = symphony.db.executions()
     assert [rows[pk]["state"] for pk in ids] == ["COMPLETED"] * COUNT
     assert most_at_once(symphony.db, "gated") == LIMIT
+    assert overlapping_runs(tmp_path / "marks") == {}
     workers = {
         event["data"]["worker"].rsplit(":", 1)[0]
         for pk in ids
