@@ -132,3 +132,30 @@ def waits_for_gate(input_data, ctx):
             return {"cancelled": True}
     mark("end")
     return {"gate": "opened"}
+
+
+def writes_unstorable_text(input_data, ctx):
+    """Logs, steps and returns text no database can hold: NUL and a lone surrogate."""
+    ctx.progress(50, "step \x00 one \ud800")
+    ctx.log("nul \x00 and surrogate \udfff")
+    ctx.stream("token\x00")
+    return {"text": "result \x00 with \ud83d lone half", "ok\x00": 1}
+
+
+def stops_its_worker(input_data, ctx):
+    """Asks its own worker process to stop (as SIGTERM would), then works until cancelled or done."""
+    from executions import shutdown
+
+    shutdown.request_stop()
+    for _ in range(int(input_data.get("ticks", 400))):
+        if ctx.sleep(0.05):
+            return {"stopped": True}
+    return {"finished": True}
+
+
+def finishes_within_grace(input_data, ctx):
+    from executions import shutdown
+
+    shutdown.request_stop()
+    ctx.sleep(0.1)
+    return {"finished": True}
