@@ -1,7 +1,8 @@
 """What the router needs to know from the executions layer: how busy each agent
 is, and which tasks it has completed; and a router wired to both."""
 
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q, Window
+from django.db.models.functions import RowNumber
 
 from executions.models import Execution
 from executions.models import ExecutionState as S
@@ -24,18 +25,19 @@ def agent_loads(agent_ids: list[int]) -> dict[int, AgentLoad]:
 
 
 def agent_histories(agent_ids: list[int], limit: int = HISTORY_LIMIT) -> dict[int, list[str]]:
-    """The queries of the tasks each agent completed, most recent first."""
+    """The queries of the tasks each agent completed, most recent first: one query for all agents."""
     history: dict[int, list[str]] = {agent_id: [] for agent_id in agent_ids}
-    for agent_id in agent_ids:
-        rows = (
-            Execution.objects.filter(agent_id=agent_id, state=S.COMPLETED)
-            .order_by("-finished_at")
-            .values_list("task__input_data", flat=True)[:limit]
-        )
-        for input_data in rows:
-            text = query_text(input_data)
-            if text:
-                history[agent_id].append(text)
+    rows = (
+        Execution.objects.filter(agent_id__in=agent_ids, state=S.COMPLETED)
+        .annotate(rank=Window(RowNumber(), partition_by=F("agent_id"), order_by=[F("finished_at").desc(), F("id").desc()]))
+        .filter(rank__lte=limit)
+        .order_by("agent_id", "rank")
+        .values_list("agent_id", "task__input_data")
+    )
+    for agent_id, input_data in rows:
+        text = query_text(input_data)
+        if text:
+            history[agent_id].append(text)
     return history
 
 
