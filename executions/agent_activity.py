@@ -29,7 +29,9 @@ def agent_histories(agent_ids: list[int], limit: int = HISTORY_LIMIT) -> dict[in
     history: dict[int, list[str]] = {agent_id: [] for agent_id in agent_ids}
     rows = (
         Execution.objects.filter(agent_id__in=agent_ids, state=S.COMPLETED)
-        .annotate(rank=Window(RowNumber(), partition_by=F("agent_id"), order_by=[F("finished_at").desc(), F("id").desc()]))
+        .annotate(
+            rank=Window(RowNumber(), partition_by=F("agent_id"), order_by=[F("finished_at").desc(), F("id").desc()])
+        )
         .filter(rank__lte=limit)
         .order_by("agent_id", "rank")
         .values_list("agent_id", "task__input_data")
