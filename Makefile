@@ -22,6 +22,8 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 ## Start web (daphne on 127.0.0.1:$(PORT)), workers and dispatcher in the foreground; Ctrl-C stops all.
+# Development, so DEBUG is on (for migrate too) unless the caller says otherwise: off needs a strong DJANGO_SECRET_KEY.
+run: export DJANGO_DEBUG ?= 1
 run: migrate
 	$(BIN)/python manage.py symphony load-demo
 	$(BIN)/python manage.py symphony ensure-admin

@@ -11,6 +11,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SYMPHONY_VAR_DIR", BASE_DIR / "var"))
@@ -44,9 +45,42 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 
+GENERATE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
+# Keys people leave in place from examples and tutorials, refused even when repeated to length.
+KNOWN_DEFAULT_SECRET_KEYS = (
+    "changeme", "change-me", "change_me", "secret", "secretkey", "secret-key", "secret_key", "insecure",
+    "django-insecure", "password", "default", "development", "dev", "test", "example", "symphony", "x",
+)  # fmt: skip
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why ``key`` must not sign production sessions, or None: Django's own deploy check, plus known defaults."""
+    if not key.strip():
+        return "DJANGO_SECRET_KEY is not set"
+    lowered = key.strip().lower()
+    if any(lowered == default * (len(lowered) // len(default)) for default in KNOWN_DEFAULT_SECRET_KEYS):
+        return "DJANGO_SECRET_KEY is a well-known default"
+    if key.startswith("django-insecure-"):
+        return "DJANGO_SECRET_KEY starts with 'django-insecure-', the mark of a development key"
+    if len(key) < 50:
+        return f"DJANGO_SECRET_KEY has {len(key)} characters; at least 50 are needed"
+    if len(set(key)) < 5:
+        return f"DJANGO_SECRET_KEY has {len(set(key))} distinct characters; at least 5 are needed"
+    return None
+
+
 def _secret_key() -> str:
-    """Production reads DJANGO_SECRET_KEY; a development install keeps a generated one in var/."""
-    key = os.environ.get("DJANGO_SECRET_KEY")
+    """Production needs a strong DJANGO_SECRET_KEY; a development install keeps a generated one in var/."""
+    key = os.environ.get("DJANGO_SECRET_KEY", "")
+    if not DEBUG:
+        weakness = secret_key_weakness(key)
+        if weakness:
+            raise ImproperlyConfigured(
+                f"Refusing to start with DJANGO_DEBUG off: {weakness}. Sessions, CSRF tokens and the "
+                f"workers' messages are signed with it. Generate one with\n    {GENERATE_SECRET_KEY}\n"
+                "and set it as DJANGO_SECRET_KEY (or set DJANGO_DEBUG=1 for development)."
+            )
+        return key
     if key:
         return key
     key_file = VAR_DIR / "secret_key"
