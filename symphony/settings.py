@@ -8,6 +8,7 @@ Redis for scale-out.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -102,6 +103,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "django_q",
     "django_htmx",
@@ -121,6 +123,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the login view's answer and turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "symphony.urls"
@@ -262,6 +266,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): after SYMPHONY_LOGIN_FAILURE_LIMIT wrong passwords for one username
+# from one address, that pair is refused, the right password included, until SYMPHONY_LOGIN_COOLOFF_MINUTES
+# pass without a further try; a success clears the count. Keyed on the pair, so guessing from one
+# address stops while nobody elsewhere can lock a user out by typing wrong passwords for them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("SYMPHONY_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("SYMPHONY_LOGIN_COOLOFF_MINUTES", 15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "symphony.lockout.locked_out_page"
+# The address is REMOTE_ADDR: behind a reverse proxy, run daphne with --proxy-headers.
+AXES_VERBOSE = False  # no banner from every manage.py command
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "executions:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -293,7 +312,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SYMPHONY_LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # axes' INFO is a line or two per login attempt; its warnings say who failed and who is locked out.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 SYMPHONY_ADMIN_PASSWORD = os.environ.get("SYMPHONY_ADMIN_PASSWORD", "")
