@@ -33,6 +33,7 @@ run: migrate
 ## The whole suite: embedded default, then PostgreSQL + Redis.
 test: install
 	bash .ci/ensure-chromium
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-embedded
 	$(MAKE) --no-print-directory test-services
 
@@ -53,8 +54,10 @@ test-services: install
 bench: install
 	$(BIN)/python bench/throughput.py
 
+## ruff, and the import contract in pyproject.toml: routing <- executions <- workflows <- symphony.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 clean:
 	rm -rf $(VENV) var
