@@ -7,6 +7,8 @@ client and with Django's ASGI client (the handler daphne runs).
 from datetime import timedelta
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
@@ -139,8 +141,15 @@ def test_failures_on_either_login_page_count_together():
     assert fail(client, 1) == [429]
 
 
-async def test_it_holds_under_the_asgi_handler():
-    client = AsyncClient()
+@pytest.fixture
+async def asgi_client():
+    yield AsyncClient()
+    # The handler's thread keeps its database connection; close it so the test database can be dropped.
+    await sync_to_async(connections.close_all)()
+
+
+async def test_it_holds_under_the_asgi_handler(asgi_client):
+    client = asgi_client
 
     statuses = [
         (await client.post(LOGIN, {"username": "alice", "password": "wrong-password"})).status_code
