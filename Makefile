@@ -22,6 +22,8 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 ## Start web (daphne on 127.0.0.1:$(PORT)), workers and dispatcher in the foreground; Ctrl-C stops all.
+# Development, so DEBUG is on (for migrate too) unless the caller says otherwise: off needs a strong DJANGO_SECRET_KEY.
+run: export DJANGO_DEBUG ?= 1
 run: migrate
 	$(BIN)/python manage.py symphony load-demo
 	$(BIN)/python manage.py symphony ensure-admin
@@ -31,6 +33,7 @@ run: migrate
 ## The whole suite: embedded default, then PostgreSQL + Redis.
 test: install
 	bash .ci/ensure-chromium
+	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory test-embedded
 	$(MAKE) --no-print-directory test-services
 
@@ -51,8 +54,10 @@ test-services: install
 bench: install
 	$(BIN)/python bench/throughput.py
 
+## ruff, and the import contract in pyproject.toml: routing <- executions <- workflows <- symphony.
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo --no-cache
 
 clean:
 	rm -rf $(VENV) var

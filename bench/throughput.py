@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import shutil
 import signal
 import statistics
@@ -409,7 +410,7 @@ def main() -> int:
         env.update(
             {
                 "DJANGO_SETTINGS_MODULE": "symphony.settings",
-                "DJANGO_SECRET_KEY": "bench-" + uuid.uuid4().hex,
+                "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
                 "DJANGO_DEBUG": "0",
                 "SYMPHONY_VAR_DIR": str(workdir / "var"),
                 "SYMPHONY_SQLITE_PATH": str(workdir / "symphony.sqlite3"),

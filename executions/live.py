@@ -13,9 +13,11 @@ is watching.
 import asyncio
 import logging
 import os
-import queue
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
@@ -51,40 +53,92 @@ class HintSender:
 
     ``async_to_sync`` per commit built a new event loop and a new Redis
     connection each time: 4-5 ms on a worker's critical path, three or more
-    times per execution (measured). Here a commit only queues an id; hints
-    queued together are sent once each. A hint lost at process exit is
-    recovered by replay, like any other.
+    times per execution (measured). Here a commit only notes an id; ids noted
+    while a send is under way go out together, once each.
+
+    Hints are only hints, so nothing here may grow or stop for good: at most
+    ``limit`` distinct executions wait to be hinted and further ones are dropped
+    (counted, and logged at most once per ``log_interval`` seconds), and a failure
+    anywhere, getting the layer included, costs that batch and nothing after it.
+    A dropped or failed hint is recovered like one lost at process exit: the
+    consumer replays from the event table on its next hint or reconnect.
     """
 
-    def __init__(self):
-        self._ids: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._pid: int | None = None
+    def __init__(
+        self,
+        *,
+        layer: Callable[[], Any] = get_channel_layer,
+        limit: int = 10_000,
+        log_interval: float = 60.0,
+    ):
+        self._get_layer = layer
+        self.limit = limit
+        self.log_interval = log_interval
+        self.dropped = 0
+        self._dropped_unlogged = 0
+        self._last_drop_log: float | None = None
+        self.start_over()
+
+    def start_over(self) -> None:
+        """Fresh state: on creation, and in a forked child, which has the parent's state but not its thread."""
+        self._ready = threading.Condition()
+        self._pending: dict[int, None] = {}  # an ordered set: a repeated id waits once
+        self._thread: threading.Thread | None = None
+
+    @property
+    def pending(self) -> int:
+        """How many executions wait to be hinted."""
+        with self._ready:
+            return len(self._pending)
 
     def send(self, execution_id: int) -> None:
-        with self._lock:
-            if self._pid != os.getpid():  # first use, or a forked worker: start this process's thread
-                self._ids = queue.SimpleQueue()
-                threading.Thread(target=self._run, args=(self._ids,), name="live-hints", daemon=True).start()
-                self._pid = os.getpid()
-        self._ids.put(execution_id)
+        with self._ready:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="live-hints", daemon=True)
+                self._thread.start()
+            if execution_id not in self._pending and len(self._pending) >= self.limit:
+                self._drop()
+                return
+            self._pending[execution_id] = None
+            self._ready.notify()
 
-    def _run(self, ids: queue.SimpleQueue) -> None:
-        loop = asyncio.new_event_loop()
-        layer = get_channel_layer()
+    def _drop(self) -> None:
+        self.dropped += 1
+        self._dropped_unlogged += 1
+        now = time.monotonic()
+        if self._last_drop_log is None or now - self._last_drop_log >= self.log_interval:
+            logger.warning(
+                "Dropped %d live hints: %d executions already wait to be hinted (the channel layer is slow "
+                "or down); their pages catch up on their next change or reconnect",
+                self._dropped_unlogged,
+                self.limit,
+            )
+            self._last_drop_log, self._dropped_unlogged = now, 0
+
+    def _take(self) -> list[int]:
+        with self._ready:
+            while not self._pending:
+                self._ready.wait()
+            batch, self._pending = list(self._pending), {}
+        return batch
+
+    def _run(self) -> None:
+        loop = None
         while True:
-            batch = [ids.get()]
-            while not ids.empty():
-                batch.append(ids.get_nowait())
-            if layer is None:
-                continue
+            batch = self._take()
             try:
-                loop.run_until_complete(_send_hints(layer, list(dict.fromkeys(batch))))
+                loop = loop or asyncio.new_event_loop()
+                # Asked every time: channels caches the layer, and a layer that could not be
+                # built (a bad setting, Redis not answering) is tried again for the next batch.
+                layer = self._get_layer()
+                if layer is not None:
+                    loop.run_until_complete(_send_hints(layer, batch))
             except Exception:  # a lost hint is recovered by replay; keep the thread alive
-                logger.warning("Could not push live hints for executions %s", batch, exc_info=True)
+                logger.warning("Could not push live hints for executions %s", batch[:20], exc_info=True)
 
 
 sender = HintSender()
+os.register_at_fork(after_in_child=sender.start_over)
 
 
 async def _send_hints(layer, execution_ids) -> None:

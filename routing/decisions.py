@@ -22,18 +22,30 @@ class RoutingStrategy(models.TextChoices):
     CUSTOM = "custom", "Custom"
 
 
+# The one definition of "the task's query", shared by the router and the llm agent.
 QUERY_KEYS = ("query", "prompt", "question", "text", "input")
 
 
-def query_text(input_data: Any) -> str:
-    """The words of a task's input the router reads: a string, or a dict's query-like field."""
+def task_query(input_data: Any) -> str | None:
+    """The task's question: the input itself if it is text, else its first query-like field that says something.
+
+    A number is read as its text ("42"); blank text is no query. ``None`` when the input has none.
+    """
     if isinstance(input_data, str):
-        return input_data
+        return input_data.strip() or None
     if isinstance(input_data, dict):
         for key in QUERY_KEYS:
-            if isinstance(input_data.get(key), str):
-                return input_data[key]
-    return ""
+            value = input_data.get(key)
+            if isinstance(value, str) and value.strip():
+                return value.strip()
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return str(value)
+    return None
+
+
+def query_text(input_data: Any) -> str:
+    """The task's query as the router reads it: empty when the input has none."""
+    return task_query(input_data) or ""
 
 
 @dataclass(frozen=True)

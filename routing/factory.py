@@ -8,10 +8,10 @@ import inspect
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import import_module
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.utils.module_loading import import_string
 
 from routing.kinds.http import HTTPAgent
 from routing.kinds.validation import validate_kind_settings
@@ -42,17 +42,19 @@ class RunnableAgent:
 
 
 def import_dotted(path: str) -> Any:
+    """Django's ``import_string``, with a refusal that says which part of the path is wrong."""
     module_path, _, attribute = path.rpartition(".")
     if not module_path:
         raise AgentBuildError(f"{path!r} is not a dotted path like 'package.module.name'.")
     try:
-        module = import_module(module_path)
+        return import_string(path)
     except ImportError as exc:
+        # import_string chains the AttributeError when the module imported but lacks the name.
+        if isinstance(exc.__cause__, AttributeError):
+            raise AgentBuildError(f"Module {module_path!r} has no {attribute!r}.") from exc
         raise AgentBuildError(f"Cannot import {module_path!r}: {exc}") from exc
-    try:
-        return getattr(module, attribute)
-    except AttributeError as exc:
-        raise AgentBuildError(f"Module {module_path!r} has no {attribute!r}.") from exc
+    except (TypeError, ValueError) as exc:  # how import_module refuses a relative or empty module name
+        raise AgentBuildError(f"Cannot import {module_path!r}: {exc}") from exc
 
 
 def build_python_agent(config: AgentConfig) -> RunnableAgent:

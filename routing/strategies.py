@@ -9,7 +9,8 @@ waits in the queue for a slot rather than being refused.
 
 import re
 from collections.abc import Callable, Sequence
-from importlib import import_module
+
+from django.utils.module_loading import import_string
 
 from routing.decisions import Candidate, RouteRequest, RoutingDecision, RoutingStrategy
 from routing.relevance import AgentProfile, RelevanceModel
@@ -174,10 +175,10 @@ def route_by_load(request: RouteRequest, candidates: Sequence[Candidate], **_) -
 
 
 def load_custom(path: str) -> Callable:
-    module, _, name = path.rpartition(".")
     try:
-        return getattr(import_module(module), name)
-    except (ImportError, AttributeError, ValueError) as exc:
+        return import_string(path)
+    # TypeError and ValueError: how import_module refuses a relative or empty module name.
+    except (ImportError, TypeError, ValueError) as exc:
         raise ValueError(f"The custom router {path!r} cannot be loaded: {exc}") from exc
 
 

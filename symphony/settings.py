@@ -8,9 +8,11 @@ Redis for scale-out.
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("SYMPHONY_VAR_DIR", BASE_DIR / "var"))
@@ -44,9 +46,42 @@ def env_list(name: str, default: list[str]) -> list[str]:
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 
+GENERATE_SECRET_KEY = 'python -c "import secrets; print(secrets.token_urlsafe(64))"'
+# Keys people leave in place from examples and tutorials, refused even when repeated to length.
+KNOWN_DEFAULT_SECRET_KEYS = (
+    "changeme", "change-me", "change_me", "secret", "secretkey", "secret-key", "secret_key", "insecure",
+    "django-insecure", "password", "default", "development", "dev", "test", "example", "symphony", "x",
+)  # fmt: skip
+
+
+def secret_key_weakness(key: str) -> str | None:
+    """Why ``key`` must not sign production sessions, or None: Django's own deploy check, plus known defaults."""
+    if not key.strip():
+        return "DJANGO_SECRET_KEY is not set"
+    lowered = key.strip().lower()
+    if any(lowered == default * (len(lowered) // len(default)) for default in KNOWN_DEFAULT_SECRET_KEYS):
+        return "DJANGO_SECRET_KEY is a well-known default"
+    if key.startswith("django-insecure-"):
+        return "DJANGO_SECRET_KEY starts with 'django-insecure-', the mark of a development key"
+    if len(key) < 50:
+        return f"DJANGO_SECRET_KEY has {len(key)} characters; at least 50 are needed"
+    if len(set(key)) < 5:
+        return f"DJANGO_SECRET_KEY has {len(set(key))} distinct characters; at least 5 are needed"
+    return None
+
+
 def _secret_key() -> str:
-    """Production reads DJANGO_SECRET_KEY; a development install keeps a generated one in var/."""
-    key = os.environ.get("DJANGO_SECRET_KEY")
+    """Production needs a strong DJANGO_SECRET_KEY; a development install keeps a generated one in var/."""
+    key = os.environ.get("DJANGO_SECRET_KEY", "")
+    if not DEBUG:
+        weakness = secret_key_weakness(key)
+        if weakness:
+            raise ImproperlyConfigured(
+                f"Refusing to start with DJANGO_DEBUG off: {weakness}. Sessions, CSRF tokens and the "
+                f"workers' messages are signed with it. Generate one with\n    {GENERATE_SECRET_KEY}\n"
+                "and set it as DJANGO_SECRET_KEY (or set DJANGO_DEBUG=1 for development)."
+            )
+        return key
     if key:
         return key
     key_file = VAR_DIR / "secret_key"
@@ -68,6 +103,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "channels",
     "django_q",
     "django_htmx",
@@ -87,6 +123,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, so it sees the login view's answer and turns a refused login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "symphony.urls"
@@ -230,6 +268,21 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# Login throttling (django-axes): after SYMPHONY_LOGIN_FAILURE_LIMIT wrong passwords for one username
+# from one address, that pair is refused, the right password included, until SYMPHONY_LOGIN_COOLOFF_MINUTES
+# pass without a further try; a success clears the count. Keyed on the pair, so guessing from one
+# address stops while nobody elsewhere can lock a user out by typing wrong passwords for them.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("SYMPHONY_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_float("SYMPHONY_LOGIN_COOLOFF_MINUTES", 15.0))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "symphony.lockout.locked_out_page"
+# The address is REMOTE_ADDR: behind a reverse proxy, run daphne with --proxy-headers.
+AXES_VERBOSE = False  # no banner from every manage.py command
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "executions:list"
 LOGOUT_REDIRECT_URL = "login"
@@ -261,7 +314,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("SYMPHONY_LOG_LEVEL", "INFO")},
-    "loggers": {"django.channels.server": {"level": "WARNING"}},
+    "loggers": {
+        "django.channels.server": {"level": "WARNING"},
+        # axes' INFO is a line or two per login attempt; its warnings say who failed and who is locked out.
+        "axes": {"level": "WARNING"},
+    },
 }
 
 SYMPHONY_ADMIN_PASSWORD = os.environ.get("SYMPHONY_ADMIN_PASSWORD", "")

@@ -1,6 +1,12 @@
 """The test suite's small override of symphony.settings: fast hashing, short timers."""
 
-from symphony.settings import *  # noqa: F403
+import os
+import secrets
+
+# The suite runs with DJANGO_DEBUG off, where settings refuse a missing or weak key.
+os.environ["DJANGO_SECRET_KEY"] = "test-" + secrets.token_urlsafe(64)
+
+from symphony.settings import *  # noqa: E402, F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SECURE_SSL_REDIRECT = False

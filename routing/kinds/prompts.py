@@ -4,10 +4,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from routing.decisions import QUERY_KEYS, task_query
 from routing.kinds.errors import AgentInputError
 
-QUERY_KEYS = ("query", "prompt", "text")
 CHAT_ROLES = frozenset({"system", "user", "assistant"})
+_OTHER_QUERY_KEYS = " / ".join(f'"{key}"' for key in QUERY_KEYS[1:])
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -33,20 +34,6 @@ def template_values(config, input_data: Any) -> dict[str, Any]:
     # The template belongs to the agent, so its own name and role win over same-named input fields.
     values.update(name=config.name, role=config.role, description=config.description)
     return values
-
-
-def task_query(input_data: Any) -> str | None:
-    """The user's question: the input itself if it is text, else its "query", "prompt" or "text"."""
-    if isinstance(input_data, str):
-        return input_data.strip() or None
-    if isinstance(input_data, dict):
-        for key in QUERY_KEYS:
-            value = input_data.get(key)
-            if isinstance(value, str) and value.strip():
-                return value
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return str(value)
-    return None
 
 
 def conversation(input_data: Any) -> list[dict[str, str]]:
@@ -76,7 +63,8 @@ def chat_messages(config, input_data: Any) -> list[dict[str, str]]:
     query = task_query(input_data)
     if query is None and not any(message["role"] == "user" for message in history):
         raise AgentInputError(
-            'An llm agent needs the task as text: a string, or {"query": "..."} (or "prompt" / "text"), '
+            'An llm agent needs the task as text: a string, or {"query": "..."} '
+            f"(or {_OTHER_QUERY_KEYS}), "
             f'or a "messages" conversation; got {_shape(input_data)}.'
         )
     messages = []

@@ -82,12 +82,12 @@ def test_a_conversation_in_messages_follows_the_system_prompt(llm_agent, fake_op
 
 
 def test_input_without_a_query_fails_at_once_with_a_clear_message(llm_agent, fake_openai, run):
-    execution = run(submit(llm_agent(), {"question": "misnamed"}, max_attempts=3))
+    execution = run(submit(llm_agent(), {"ask": "misnamed"}, max_attempts=3))
 
     assert execution.state == S.FAILED
     assert execution.error["retryable"] is False
     assert 'needs the task as text: a string, or {"query": "..."}' in execution.error["message"]
-    assert "'question'" in execution.error["message"]
+    assert "'ask'" in execution.error["message"]
     assert fake_openai.requests == []
 
 

@@ -1,0 +1,141 @@
+"""The live hint sender: a commit notes an execution id, one thread per process hints the channel layer.
+
+The layer is channels' own in-memory layer, extended only to note (for the test
+thread) which executions it was asked to hint, and, where a test needs the
+sender busy, to hold the sender inside a send until the test opens a gate.
+"""
+
+import logging
+import threading
+
+from channels.layers import InMemoryChannelLayer
+
+from executions.live import HintSender
+
+WAIT = 10  # a safety net for a broken sender, never reached when it works
+
+
+class WatchedLayer(InMemoryChannelLayer):
+    """The in-memory layer, noting every execution it hints; ``hold()`` keeps the next send waiting."""
+
+    def __init__(self):
+        super().__init__()
+        self.hinted: set[int] = set()
+        self._arrived = threading.Condition()
+        self._gate: threading.Event | None = None
+        self.holding = threading.Event()
+
+    def hold(self) -> None:
+        self._gate = threading.Event()
+
+    def release(self) -> None:
+        self._gate.set()
+
+    async def group_send(self, group, message):
+        if self._gate is not None and not self._gate.is_set():
+            self.holding.set()
+            self._gate.wait(WAIT)  # blocks the sender's own thread, as a stalled Redis would
+        await super().group_send(group, message)
+        with self._arrived:
+            self.hinted.add(message["execution"])
+            self._arrived.notify_all()
+
+    def wait_for(self, *execution_ids: int) -> bool:
+        with self._arrived:
+            return self._arrived.wait_for(lambda: self.hinted.issuperset(execution_ids), WAIT)
+
+
+class FailingOnce:
+    """A layer factory that raises the first time it is asked, as an unreachable layer would, then works."""
+
+    def __init__(self, layer):
+        self.layer = layer
+        self.failed = threading.Event()
+
+    def __call__(self):
+        if not self.failed.is_set():
+            self.failed.set()
+            raise ConnectionError("channel layer not reachable")
+        return self.layer
+
+
+def test_hints_arrive_once_each():
+    layer = WatchedLayer()
+    sender = HintSender(layer=lambda: layer)
+
+    for execution_id in (1, 2, 1, 3):
+        sender.send(execution_id)
+
+    assert layer.wait_for(1, 2, 3)
+
+
+def test_a_layer_that_cannot_be_had_once_does_not_stop_later_hints(caplog):
+    layer = WatchedLayer()
+    factory = FailingOnce(layer)
+    sender = HintSender(layer=factory)
+
+    sender.send(1)
+    assert factory.failed.wait(WAIT)
+    sender.send(2)
+    sender.send(3)
+
+    assert layer.wait_for(2, 3), f"hints after the failure never arrived; got {layer.hinted}"
+    assert "Could not push live hints" in caplog.text
+
+
+def test_a_layer_that_fails_to_send_does_not_stop_later_hints():
+    class BrokenOnce(WatchedLayer):
+        broke = threading.Event()
+
+        async def group_send(self, group, message):
+            if not self.broke.is_set():
+                self.broke.set()
+                raise ConnectionError("connection reset")
+            await super().group_send(group, message)
+
+    layer = BrokenOnce()
+    sender = HintSender(layer=lambda: layer)
+
+    sender.send(1)
+    assert layer.broke.wait(WAIT)
+    sender.send(2)
+
+    assert layer.wait_for(2)
+
+
+def test_a_flood_while_the_layer_is_stalled_keeps_at_most_the_limit_waiting(caplog):
+    layer = WatchedLayer()
+    layer.hold()
+    sender = HintSender(layer=lambda: layer, limit=100, log_interval=3600)
+    sender.send(0)
+    assert layer.holding.wait(WAIT), "the sender never reached the layer"
+
+    with caplog.at_level(logging.WARNING, logger="executions.live"):
+        for execution_id in range(1, 100_001):
+            sender.send(execution_id)
+
+    assert sender.pending == 100
+    assert sender.dropped == 100_000 - 100
+    drop_logs = [record for record in caplog.records if "Dropped" in record.getMessage()]
+    assert len(drop_logs) == 1, "a flood must not flood the log too"
+
+    layer.release()
+    assert layer.wait_for(0, *range(1, 101))
+    sender.send(500_000)
+    assert layer.wait_for(500_000), "the sender did not recover after the flood"
+    assert layer.hinted.isdisjoint(range(101, 100_001))
+
+
+def test_repeated_hints_for_the_same_executions_wait_once_and_are_never_dropped():
+    layer = WatchedLayer()
+    layer.hold()
+    sender = HintSender(layer=lambda: layer, limit=10)
+    sender.send(0)
+    assert layer.holding.wait(WAIT)
+
+    for round_number in range(10_000):
+        sender.send(round_number % 5)
+
+    assert (sender.pending, sender.dropped) == (5, 0)
+    layer.release()
+    assert layer.wait_for(0, 1, 2, 3, 4)
