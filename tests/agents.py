@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from pathlib import Path
 
 
 def echo(input_data, ctx):
@@ -92,3 +93,12 @@ class Greeter:
 
     def run(self, input_data, ctx):
         return f"{self.greeting}, {input_data.get('name', 'world')}"
+
+
+def waits_for_gate(input_data, ctx):
+    """Runs until the file named by ``gate`` exists, stopping at once when cancelled."""
+    gate = Path(input_data["gate"])
+    while not gate.exists():
+        if ctx.sleep(0.05):
+            return {"stopped_on_attempt": ctx.attempt}
+    return {"passed_gate_on_attempt": ctx.attempt}
