@@ -28,7 +28,7 @@ run: migrate
 	$(BIN)/python manage.py symphony load-demo
 	$(BIN)/python manage.py symphony ensure-admin
 	@echo "Symphony: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/honcho start --port $(PORT)
+	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(BIN)/python manage.py symphony run --port $(PORT)
 
 ## The whole suite: embedded default, then PostgreSQL + Redis.
 test: install

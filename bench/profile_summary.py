@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Summarise ``py-spy record --format raw`` output of a qcluster (``throughput.py --profile DIR``).
+"""Summarise ``py-spy record --format raw`` output of a worker cluster (``throughput.py --profile DIR``).
 
     .venv/bin/python bench/profile_summary.py DIR/symphony-1.txt [--top 25]
 

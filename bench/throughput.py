@@ -6,7 +6,7 @@
         --redis-url redis://127.0.0.1:6379/15
 
 One run, one fresh database (a SQLite file in a temp dir, or a new PostgreSQL
-database that is dropped afterwards), one ``manage.py qcluster`` and one
+database that is dropped afterwards), one ``manage.py symphony worker`` and one
 dispatcher started with Symphony's own settings. See bench/README.md for what
 is measured and how to read it.
 """
@@ -42,7 +42,7 @@ TARGET_P50_MS = 15.0
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=500, help="tasks/executions per burst (default 500)")
-    parser.add_argument("--workers", type=int, default=2, help="qcluster workers (SYMPHONY_WORKERS, default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (SYMPHONY_WORKERS, default 2)")
     parser.add_argument("--rounds", type=int, default=2, help="raw/Symphony burst pairs, alternated (default 2)")
     parser.add_argument("--samples", type=int, default=200, help="idle latency samples (default 200)")
     parser.add_argument("--database-url", default="", help="PostgreSQL server: a fresh database is created on it")
@@ -60,7 +60,7 @@ def parse_args():
     parser.add_argument(
         "--profile",
         metavar="DIR",
-        help="record each burst with py-spy (every qcluster process) into DIR/<phase>-<round>.txt (collapsed stacks)",
+        help="record each burst with py-spy (every worker process) into DIR/<phase>-<round>.txt (collapsed stacks)",
     )
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="py-spy executable")
     return parser.parse_args()
@@ -105,8 +105,8 @@ class Process:
             raise SystemExit(f"{self.name} exited with code {self.popen.returncode}:\n{tail}")
 
     def stop(self) -> None:
-        # SIGTERM to the leader only: qcluster drains and stops its children itself
-        # (SIGTERM to its whole group can deadlock the parent); then SIGKILL the group.
+        # SIGTERM to the leader: a worker cluster forwards it to its children and stops
+        # within its stop bound; then SIGKILL the group, whatever is left.
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -441,7 +441,7 @@ def main() -> int:
             cleanup.callback(forget_cluster, args.redis_url, env["SYMPHONY_Q_CLUSTER_NAME"])
 
         started = time.time()
-        procs.append(Process("worker", [PYTHON, "manage.py", "qcluster"], env, log_dir))
+        procs.append(Process("worker", [PYTHON, "manage.py", "symphony", "worker"], env, log_dir))
         procs.append(Process("dispatcher", [PYTHON, "manage.py", "symphony", "dispatcher"], env, log_dir))
         for proc in procs:
             cleanup.callback(proc.stop)

@@ -11,7 +11,12 @@ stopping = threading.Event()
 
 
 def request_stop() -> None:
-    """Ask this process's worker to stop; safe to call from a signal handler."""
+    """Ask this process's worker to stop.
+
+    Not from inside a signal handler: ``Event.set()`` takes a lock that the
+    interrupted thread may hold. ``executions.stop_signals`` turns signals into
+    calls from a thread of their own.
+    """
     stopping.set()
 
 

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from pathlib import Path
 
 
 def echo(input_data, ctx):
@@ -116,7 +117,6 @@ def waits_for_gate(input_data, ctx):
     attempts of an execution overlapped.
     """
     import os
-    from pathlib import Path
 
     gate, marks = Path(input_data["gate"]), input_data.get("marks")
 

@@ -1,5 +1,5 @@
-"""Process-level fixtures: a fresh database per test, and real daphne, qcluster and
-dispatcher processes started the way the Procfile starts them.
+"""Process-level fixtures: a fresh database per test, and real daphne, worker cluster
+and dispatcher processes started the way the Procfile starts them.
 
 The embedded default (a SQLite file in ``tmp_path``, django-q2's ORM broker) is
 used unless the pytest run has ``DATABASE_URL`` (then a uniquely named PostgreSQL
@@ -207,9 +207,7 @@ class Proc:
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM the leader, wait, then SIGKILL the whole group (orphaned workers included).
 
-        Only the leader gets SIGTERM: signalling qcluster's whole group with SIGTERM kills
-        its sentinel while it waits on the stop Event, and the parent then blocks forever
-        in ``stop_event.set()`` (measured; see the report).
+        The leader alone is enough: a worker cluster forwards SIGTERM to its workers.
         """
         if self.running():
             self.popen.send_signal(signal.SIGTERM)
@@ -302,7 +300,7 @@ class Stack:
         return proc
 
     def start_worker(self) -> Proc:
-        return self.start("worker", [PYTHON, "manage.py", "qcluster"])
+        return self.start("worker", [PYTHON, "manage.py", "symphony", "worker"])
 
     def start_dispatcher(self) -> Proc:
         return self.start("dispatcher", [PYTHON, "manage.py", "symphony", "dispatcher"])

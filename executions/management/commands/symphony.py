@@ -1,21 +1,24 @@
-"""``manage.py symphony``: submit and follow executions, run the dispatcher, set up an install."""
+"""``manage.py symphony``: submit and follow executions, run the worker and dispatcher, set up an install."""
 
 import json
 import secrets
-import signal
 import threading
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from honcho import command as honcho_command
+from honcho import manager as honcho_manager
 
 from executions import cli
 from executions.agent_activity import task_router
+from executions.cluster import WorkerCluster, stop_bound
 from executions.dispatcher import run_dispatcher
 from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.services import SubmitError, execution_cancel, execution_retry, execution_submit
 from executions.state import TransitionError
+from executions.stop_signals import on_stop_signal
 from routing.decisions import RouteRequest, RoutingStrategy, query_text
 from routing.models import AgentConfig
 from routing.services import demo_agents_load
@@ -54,7 +57,10 @@ class Command(BaseCommand):
         route.add_argument(
             "--dry-run", action="store_true", help="Only show the decision (the default: route never runs anything)."
         )
+        commands.add_parser("worker", help="Run a worker cluster; SIGTERM or Ctrl-C stops it gracefully.")
         commands.add_parser("dispatcher", help="Run the dispatcher loop (lease reaping, waking workers).")
+        run = commands.add_parser("run", help="Run the Procfile (web, worker, dispatcher) until Ctrl-C.")
+        run.add_argument("--port", type=int, default=8000, help="The web process's port (default 8000).")
         commands.add_parser("load-demo", help="Create or refresh the built-in demo agents.")
         commands.add_parser("ensure-admin", help="Make sure an 'admin' superuser exists.")
 
@@ -117,11 +123,22 @@ class Command(BaseCommand):
         if wait:
             self._follow(execution.pk)
 
+    def handle_worker(self, **_):
+        status = WorkerCluster().run()
+        if status:
+            raise SystemExit(status)
+
     def handle_dispatcher(self, **_):
         stop = threading.Event()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+        on_stop_signal(lambda signum: stop.set())
         run_dispatcher(stop)
+
+    def handle_run(self, *, port, **_):
+        # honcho SIGKILLs what still runs 5 s after its SIGTERM (a module constant, no option);
+        # a worker cluster may take stop_bound() to give running executions their grace, and
+        # kills its own leftovers then: wait a little longer, so it always gets to.
+        honcho_manager.KILL_WAIT = stop_bound() + 3
+        honcho_command.main(["start", "--port", str(port)])
 
     def handle_load_demo(self, **_):
         names = [config.name for config in demo_agents_load()]
