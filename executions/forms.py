@@ -66,6 +66,8 @@ class ExecutionSubmitForm(forms.Form):
             raise forms.ValidationError(
                 f"The input is nested more than {settings.SYMPHONY_MAX_JSON_DEPTH} levels deep."
             ) from exc
+        except ValueError as exc:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
+            raise forms.ValidationError("The input holds a number with too many digits to read.") from exc
 
     def add_refusal(self, refusal: SubmitError) -> None:
         """Show the service's refusal next to the field it names, else above the form."""

@@ -78,6 +78,7 @@ def test_submit_refuses_bad_input_clearly(demo_agents, args, message):
         (["--input", '{"t": "\udcff"}'], "input is not valid UTF-8"),
         (["--tags", "sql,\udcff"], "tags is not valid UTF-8"),
         (["--input", "[" * 1000 + "]" * 1000], "nested more than 64 levels deep."),
+        (["--input", "9" * 5_000], "--input holds a number with too many digits to read."),
         (["--priority", "1e20"], "argument --priority: invalid int value: '1e20'"),
     ],
 )

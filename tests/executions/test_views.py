@@ -183,6 +183,7 @@ def test_a_refused_submit_shows_the_services_reason(logged_in, make_agent, setti
         ({"timeout": "1e20"}, "Ensure this value is less than or equal to 3600.0."),
         ({"max_attempts": "99999999999999999999"}, "Ensure this value is less than or equal to 100."),
         ({"input": "[" * 100_000 + "]" * 100_000}, "The input is nested more than 64 levels deep."),
+        ({"input": "9" * 5_000}, "The input holds a number with too many digits to read."),
         ({"input": '{"t": "\\ud800"}'}, "input is not valid UTF-8: it holds &#x27;\\ud800&#x27;"),
         ({"name": "a\x00b"}, "Null characters are not allowed."),
     ],

@@ -178,6 +178,8 @@ def _json_option(text: str):
         raise CommandError(f"--input is not valid JSON: {exc}") from exc
     except RecursionError as exc:
         raise CommandError(f"--input is nested more than {settings.SYMPHONY_MAX_JSON_DEPTH} levels deep.") from exc
+    except ValueError as exc:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
+        raise CommandError("--input holds a number with too many digits to read.") from exc
 
 
 def _tags(text: str) -> list[str]:
