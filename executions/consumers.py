@@ -20,9 +20,9 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.template.loader import render_to_string
 
-from executions import live, selectors
+from executions import live, presenters, selectors
+from executions.ids import ID_MAX
 from executions.models import ExecutionState
 
 logger = logging.getLogger(__name__)
@@ -51,7 +51,10 @@ def _after(scope) -> int | None:
     raw = _query(scope, "after")
     if raw is None or raw == "":
         return 0
-    return int(raw) if raw.isascii() and raw.isdigit() else None
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    cursor = int(raw)
+    return cursor if cursor <= ID_MAX else None
 
 
 # Reads ---------------------------------------------------------------------------------
@@ -65,21 +68,21 @@ def _execution_exists(execution_id: int) -> bool:
 @database_sync_to_async
 def _event_messages_after(execution_id: int, after_id: int) -> list[dict]:
     events = selectors.execution_events_after(execution_id=execution_id, after_id=after_id, limit=EVENT_BATCH)
-    return [event.as_message() for event in events]
+    return [presenters.event_message(event) for event in events]
 
 
 @database_sync_to_async
 def _detail_push(execution_id: int, after_id: int) -> tuple[str, int]:
     """The detail page's panels as OOB replacements, plus log lines after ``after_id`` to append."""
-    page = selectors.execution_page(execution_id=execution_id, with_log=False)
+    page = presenters.execution_page(execution_id=execution_id, with_log=False)
     if page is None:
         return "", after_id
     context = {**page, "oob": True}
-    parts = [render_to_string(f"executions/detail.html#{name}", context) for name in DETAIL_PANELS]
+    parts = [presenters.render_text(f"executions/detail.html#{name}", context) for name in DETAIL_PANELS]
     while True:
         events = selectors.execution_log_events_after(execution_id=execution_id, after_id=after_id, limit=EVENT_BATCH)
         if events:
-            parts.append(render_to_string("executions/detail.html#log-append", {**context, "log_events": events}))
+            parts.append(presenters.render_text("executions/detail.html#log-append", {**context, "log_events": events}))
             after_id = events[-1].pk
         if len(events) < EVENT_BATCH:
             return "".join(parts), after_id
@@ -98,12 +101,12 @@ def _list_push(state: str | None, shown: list[int] | None, changed: set[int]) ->
     ids = [execution.pk for execution in executions]
     context = {"executions": executions, "state_filter": state or "", "oob": True}
     counts = {**context, "state_counts": selectors.execution_state_counts()}
-    messages = [render_to_string("executions/list.html#state-filter", counts)]
+    messages = [presenters.render_text("executions/list.html#state-filter", counts)]
     if ids != shown:
-        messages.append(render_to_string("executions/list.html#execution-rows", context))
+        messages.append(presenters.render_text("executions/list.html#execution-rows", context))
     else:
         row = "executions/list.html#execution-row"
-        rows = [render_to_string(row, {**context, "execution": e}) for e in executions if e.pk in changed]
+        rows = [presenters.render_text(row, {**context, "execution": e}) for e in executions if e.pk in changed]
         if rows:
             messages.append("".join(rows))
     return messages, ids
@@ -228,6 +231,13 @@ class ExecutionPageConsumer(HtmlLiveConsumer):
     async def render(self) -> list[str]:
         html, self.cursor = await _detail_push(self.execution_id, self.cursor)
         return [html] if html else []
+
+
+class RefusedConsumer(AsyncWebsocketConsumer):
+    """Any path no route matches, an id no row can have included: the handshake is refused."""
+
+    async def connect(self):
+        await self.close()
 
 
 class ExecutionListConsumer(HtmlLiveConsumer):

@@ -1,10 +1,16 @@
-"""The submit form on the executions page: it validates what a person typed, the service decides."""
+"""The submit form on the executions page: it reads what a person typed, the service decides.
+
+Its bounds repeat the service's for a message next to the field; the service's
+checks (``executions/validation.py``) are the ones that hold.
+"""
 
 import json
 
 from django import forms
+from django.conf import settings
 
 from executions import selectors
+from executions.validation import SubmitError
 from routing.decisions import RoutingStrategy
 
 
@@ -27,15 +33,25 @@ class ExecutionSubmitForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false", "class": "code"}),
     )
     name = forms.CharField(max_length=200, required=False, help_text="Optional; defaults to the agent's name.")
-    priority = forms.IntegerField(initial=0, required=False, help_text="Higher runs first.")
+    priority = forms.IntegerField(
+        initial=0,
+        required=False,
+        min_value=settings.SYMPHONY_MIN_PRIORITY,
+        max_value=settings.SYMPHONY_MAX_PRIORITY,
+        help_text="Higher runs first.",
+    )
     timeout = forms.FloatField(
         label="Timeout (seconds)",
         required=False,
         min_value=0.1,
+        max_value=settings.SYMPHONY_MAX_TIMEOUT,
         help_text="Empty for the agent's default.",
     )
     max_attempts = forms.IntegerField(
-        required=False, min_value=1, max_value=100, help_text="Empty for the site default."
+        required=False,
+        min_value=1,
+        max_value=settings.SYMPHONY_MAX_ATTEMPTS_LIMIT,
+        help_text="Empty for the site default.",
     )
 
     def clean_input(self):
@@ -46,6 +62,16 @@ class ExecutionSubmitForm(forms.Form):
             raise forms.ValidationError(
                 f"The input is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})."
             ) from exc
+        except RecursionError as exc:
+            raise forms.ValidationError(
+                f"The input is nested more than {settings.SYMPHONY_MAX_JSON_DEPTH} levels deep."
+            ) from exc
+        except ValueError as exc:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
+            raise forms.ValidationError("The input holds a number with too many digits to read.") from exc
+
+    def add_refusal(self, refusal: SubmitError) -> None:
+        """Show the service's refusal next to the field it names, else above the form."""
+        self.add_error(refusal.field if refusal.field in self.fields else None, str(refusal))
 
     def submit_kwargs(self) -> dict:
         """The cleaned values as ``execution_submit`` keywords; empty fields leave the service's defaults."""

@@ -1,31 +1,20 @@
 """Every write to tasks and executions goes through here: views, the API, the admin,
 the CLI, workers and the ServiceRegistry call these same functions."""
 
-import json
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from executions import live, wakeups
+from executions import live, validation, wakeups
 from executions.agent_activity import task_router
 from executions.errors import not_retried_because
 from executions.models import EventKind, Execution, ExecutionEvent, Task
 from executions.models import ExecutionState as S
 from executions.state import ACTIVE, WAITING, TransitionConflict, transition
+from executions.validation import SubmitError
 from routing.models import AgentConfig
-
-
-class SubmitError(ValueError):
-    """A submit that cannot be accepted; nothing was written."""
-
-
-def _check_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise SubmitError(f"{what} must be JSON: {exc}") from exc
 
 
 def task_create(
@@ -39,29 +28,24 @@ def task_create(
     routing_strategy: str = "",
     created_by=None,
 ) -> Task:
-    input_data = {} if input_data is None else input_data
-    _check_json(input_data, "The task input")
-    if not name or not name.strip():
-        raise SubmitError("A task needs a name.")
     return Task.objects.create(
-        name=name.strip()[:200],
-        description=description,
-        input_data=input_data,
-        tags=list(tags or []),
+        name=validation.clean_text(name, "name", max_chars=validation.NAME_MAX_CHARS, required=True, strip=True),
+        description=validation.clean_text(description, "description", max_chars=validation.DESCRIPTION_MAX_CHARS),
+        input_data=validation.clean_json({} if input_data is None else input_data, "input"),
+        tags=validation.clean_tags(tags),
         agent=agent,
-        priority=priority,
-        routing_strategy=routing_strategy,
+        priority=validation.clean_priority(priority),
+        routing_strategy=validation.clean_strategy(routing_strategy),
         created_by=created_by,
     )
 
 
 def _timeout_for(agent: AgentConfig, timeout: float | None) -> float:
-    value = timeout if timeout is not None else (agent.default_timeout or settings.SYMPHONY_DEFAULT_TIMEOUT)
-    if value <= 0:
-        raise SubmitError("The timeout must be a positive number of seconds.")
-    if value > settings.SYMPHONY_MAX_TIMEOUT:
-        raise SubmitError(f"The timeout may not exceed {settings.SYMPHONY_MAX_TIMEOUT:g} seconds.")
-    return float(value)
+    if timeout is not None:
+        return timeout
+    return validation.clean_timeout(
+        agent.default_timeout or settings.SYMPHONY_DEFAULT_TIMEOUT, f"the default_timeout of agent {agent.name!r}"
+    )
 
 
 def _route(task: Task, strategy: str | None) -> tuple[AgentConfig, dict]:
@@ -99,11 +83,12 @@ def execution_submit(
     agent = agent or (task.agent if task else None)
     if agent is not None and not agent.enabled:
         raise SubmitError(f"Agent {agent.name!r} is disabled.")
-    max_attempts = settings.SYMPHONY_DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
-    if max_attempts < 1:
-        raise SubmitError("max_attempts must be at least 1.")
-    metadata = metadata or {}
-    _check_json(metadata, "Execution metadata")
+    max_attempts = validation.clean_max_attempts(
+        settings.SYMPHONY_DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
+    )
+    priority = None if priority is None else validation.clean_priority(priority)
+    timeout = None if timeout is None else validation.clean_timeout(timeout)
+    metadata = validation.clean_json_object(metadata, "metadata")
     state = S.PENDING if hold else S.QUEUED
     with transaction.atomic():
         if task is None:

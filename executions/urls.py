@@ -9,7 +9,7 @@ urlpatterns = [
     path("", views.execution_list, name="list"),
     path("executions/", RedirectView.as_view(pattern_name="executions:list", query_string=True)),
     path("executions/submit/", views.execution_submit, name="submit"),
-    path("executions/<int:execution_id>/", views.execution_detail, name="detail"),
-    path("executions/<int:execution_id>/cancel/", views.execution_cancel, name="cancel"),
-    path("executions/<int:execution_id>/retry/", views.execution_retry, name="retry"),
+    path("executions/<row_id:execution_id>/", views.execution_detail, name="detail"),
+    path("executions/<row_id:execution_id>/cancel/", views.execution_cancel, name="cancel"),
+    path("executions/<row_id:execution_id>/retry/", views.execution_retry, name="retry"),
 ]

@@ -1,7 +1,9 @@
 """The executions pages: list with submit form, detail, and the cancel/retry buttons.
 
-Each view loads what it needs through ``selectors`` and writes only through
-``services``; the live fragments are the same partials the websocket pushes.
+Each view loads what it needs through ``selectors`` (shaped by ``presenters``)
+and writes only through ``services``; the live fragments are the same partials
+the websocket pushes, rendered by ``presenters.render_text`` so that whatever a
+row holds, the page renders.
 """
 
 from collections.abc import Callable
@@ -9,10 +11,10 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from executions import selectors, services
+from executions import presenters, selectors, services
 from executions.forms import ExecutionSubmitForm
 from executions.models import Execution, ExecutionState
 from executions.state import TransitionError
@@ -21,6 +23,10 @@ from executions.state import TransitionError
 def _state_filter(request: HttpRequest) -> str:
     state = request.GET.get("state", "")
     return state if state in ExecutionState.values else ""
+
+
+def _render(request: HttpRequest, template_name: str, context: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(presenters.render_text(template_name, context, request), status=status)
 
 
 def _list_context(request: HttpRequest, form: ExecutionSubmitForm) -> dict:
@@ -36,7 +42,7 @@ def _list_context(request: HttpRequest, form: ExecutionSubmitForm) -> dict:
 @require_GET
 @login_required
 def execution_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "executions/list.html", _list_context(request, ExecutionSubmitForm()))
+    return _render(request, "executions/list.html", _list_context(request, ExecutionSubmitForm()))
 
 
 @require_POST
@@ -47,20 +53,20 @@ def execution_submit(request: HttpRequest) -> HttpResponse:
         try:
             execution = services.execution_submit(**form.submit_kwargs(), submitted_by=request.user)
         except services.SubmitError as exc:
-            form.add_error(None, str(exc))
+            form.add_refusal(exc)
         else:
             return redirect("executions:detail", execution_id=execution.pk)
     # The bound form goes back as typed, with the reason it was refused.
-    return render(request, "executions/list.html", _list_context(request, form), status=400)
+    return _render(request, "executions/list.html", _list_context(request, form), status=400)
 
 
 @require_GET
 @login_required
 def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
-    page = selectors.execution_page(execution_id=execution_id)
+    page = presenters.execution_page(execution_id=execution_id)
     if page is None:
         raise Http404("No such execution.")
-    return render(request, "executions/detail.html", page)
+    return _render(request, "executions/detail.html", page)
 
 
 def _act(request: HttpRequest, execution_id: int, action: Callable[..., Execution]) -> HttpResponse:
@@ -71,9 +77,9 @@ def _act(request: HttpRequest, execution_id: int, action: Callable[..., Executio
     except TransitionError as exc:
         refused = str(exc)
     if request.htmx:
-        page = selectors.execution_page(execution_id=execution_id, with_log=False)
+        page = presenters.execution_page(execution_id=execution_id, with_log=False)
         # 409 is swapped too (see the htmx-config meta tag in base.html), so the refusal shows in place.
-        return render(
+        return _render(
             request,
             "executions/detail.html#execution-header",
             {**page, "action_error": refused},

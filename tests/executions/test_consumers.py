@@ -11,6 +11,7 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
+from django.db import connection
 
 from executions import live
 from executions.models import EventKind, Execution, ExecutionEvent
@@ -19,6 +20,7 @@ from executions.progress import ProgressTracker
 from executions.services import execution_cancel, execution_submit
 from executions.state import transition
 from symphony.asgi import application
+from tests.executions.stored_text import SHOWN_JSON_TEXT, SHOWN_TEXT, store_odd_log, store_odd_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -109,6 +111,22 @@ async def test_pages_of_other_sites_are_refused(execution, session):
 
 async def test_an_unknown_execution_or_a_bad_cursor_is_refused(execution, session):
     for path in ("/ws/executions/999999/", f"/ws/executions/{execution.pk}/?after=soon"):
+        communicator = socket(path, session)
+        connected, _ = await communicator.connect()
+        assert not connected, path
+
+
+async def test_ids_and_cursors_no_row_can_have_are_refused(execution, session):
+    too_big = 2**63
+    paths = (
+        f"/ws/executions/{too_big}/",
+        f"/ws/ui/executions/{too_big}/",
+        "/ws/ui/executions/0/",
+        f"/ws/executions/{execution.pk}/?after={too_big}",
+        f"/ws/ui/executions/{execution.pk}/?after={10**30}",
+        "/ws/nowhere/",
+    )
+    for path in paths:
         communicator = socket(path, session)
         connected, _ = await communicator.connect()
         assert not connected, path
@@ -232,3 +250,36 @@ async def test_the_filtered_list_socket_follows_the_filter(execution, session):
 
     assert 'id="execution-rows"' in update and f'id="execution-{execution.pk}"' in update
     await communicator.disconnect()
+
+
+# Whatever is stored ---------------------------------------------------------------------------
+
+
+async def test_every_socket_pushes_whatever_text_is_stored(execution, session):
+    stored = await database_sync_to_async(store_odd_text)(execution)
+    on_sqlite = connection.vendor == "sqlite"
+    assert all(stored) if on_sqlite else not any(stored)
+
+    events = socket(f"/ws/executions/{execution.pk}/", session)
+    page = socket(f"/ws/ui/executions/{execution.pk}/", session)
+    listed = socket("/ws/ui/executions/", session)
+    for communicator in (events, page, listed):
+        assert (await communicator.connect())[0]
+
+    sent = await receive_events(events, len(await event_ids(execution.pk)))
+    html = [await page.receive_from(timeout=5), *await receive_burst(listed)]
+    assert await database_sync_to_async(store_odd_log)(execution) == on_sqlite
+    await get_channel_layer().group_send(
+        live.execution_group(execution.pk), {"type": "execution.changed", "execution": execution.pk}
+    )
+    html.append(await page.receive_from(timeout=5))
+
+    for text in html:
+        text.encode("utf-8")  # what the server does with every frame: a lone surrogate would close it with 1011
+    if on_sqlite:
+        assert json.dumps(sent).count(json.dumps(SHOWN_JSON_TEXT)[1:-1]) >= 3  # log, output, history event
+        assert "\\ud800" not in json.dumps(sent)
+        assert SHOWN_JSON_TEXT in html[0] and SHOWN_TEXT in "".join(html[1:-1])
+        assert SHOWN_JSON_TEXT in html[-1]  # the live push, with the log line added after connecting
+    for communicator in (events, page, listed):
+        await communicator.disconnect()

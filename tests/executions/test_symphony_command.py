@@ -1,6 +1,10 @@
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -11,6 +15,8 @@ from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.runner import ExecutionRunner
 from routing.models import AgentConfig
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def symphony(*args) -> tuple[str, str]:
@@ -58,6 +64,69 @@ def test_submit_refuses_bad_input_clearly(demo_agents, args, message):
     with pytest.raises(CommandError, match=message.replace("(", r"\(").replace(")", r"\)")):
         symphony("submit", *args)
     assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--priority", "2147483648"], "priority must be at least -1000000 and at most 1000000 (got 2147483648)."),
+        (["--max-attempts", "1000"], "max_attempts must be at least 1 and at most 100 (got 1000)."),
+        (["--timeout", "nan"], "timeout must be a positive number of seconds (got nan)."),
+        (["--timeout", "inf"], "timeout must be a positive number of seconds (got inf)."),
+        (["--name", "caf\udce9"], "name is not valid UTF-8: it holds '\\udce9', a lone surrogate"),
+        (["--input", '{"t": "\udcff"}'], "input is not valid UTF-8"),
+        (["--tags", "sql,\udcff"], "tags is not valid UTF-8"),
+        (["--input", "[" * 1000 + "]" * 1000], "nested more than 64 levels deep."),
+        (["--input", "9" * 5_000], "--input holds a number with too many digits to read."),
+        (["--priority", "1e20"], "argument --priority: invalid int value: '1e20'"),
+    ],
+)
+def test_submit_refuses_out_of_range_arguments_with_a_command_error(demo_agents, args, message):
+    with pytest.raises(CommandError) as refused:
+        symphony("submit", "--agent", "slow", *args)
+    assert message in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert not Execution.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_agent_name_that_is_not_utf8_is_refused(demo_agents):
+    with pytest.raises(CommandError, match="--agent is not valid UTF-8"):
+        symphony("submit", "--agent", "sl\udcffow")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("command", ["wait", "cancel", "retry"])
+@pytest.mark.parametrize("execution_id", [0, 2**63, 10**30])
+def test_ids_no_row_can_have_are_no_execution(command, execution_id):
+    with pytest.raises(CommandError, match=f"^No execution {execution_id}.$"):
+        symphony(command, str(execution_id))
+
+
+def test_a_real_command_line_refuses_bytes_that_are_not_utf8_in_one_line(tmp_path):
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SYMPHONY_", "DJANGO_", "DATABASE_", "PYTEST_")) and key != "REDIS_URL"
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="symphony.settings",
+        DJANGO_DEBUG="1",
+        DJANGO_SECRET_KEY="command-line-test-" + "x" * 40,
+        SYMPHONY_VAR_DIR=str(tmp_path),
+    )
+    cases = [
+        ([b"submit", b"--name", b"caf\xe9"], "CommandError: name is not valid UTF-8: it holds '\\udce9'"),
+        ([b"wait", str(2**63).encode()], f"CommandError: No execution {2**63}."),
+    ]
+    for argv, expected in cases:
+        done = subprocess.run(
+            [sys.executable, b"manage.py", b"symphony", *argv], cwd=ROOT, env=env, capture_output=True, timeout=120
+        )
+        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        assert done.returncode == 1, lines
+        assert len(lines) == 1 and lines[0].startswith(expected), lines
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,11 +1,13 @@
 import json
 
 import pytest
+from django.db import connection
 from django.urls import reverse
 
 from executions.models import EventKind, Execution, ExecutionEvent
 from executions.models import ExecutionState as S
 from executions.services import execution_submit
+from tests.executions.stored_text import SHOWN_JSON_TEXT, SHOWN_TEXT, store_odd_text
 
 pytestmark = pytest.mark.django_db
 
@@ -163,15 +165,50 @@ def test_bad_json_is_refused_clearly_and_nothing_typed_is_lost(logged_in, make_a
 
 def test_a_refused_submit_shows_the_services_reason(logged_in, make_agent, settings):
     make_agent("echo", name="echoer")
+    depth = settings.SYMPHONY_MAX_JSON_DEPTH + 1  # valid JSON the form reads, that the service refuses
 
-    response = logged_in.post(
-        reverse("executions:submit"),
-        {"agent": "echoer", "input": "{}", "timeout": str(settings.SYMPHONY_MAX_TIMEOUT * 2)},
-    )
+    response = logged_in.post(reverse("executions:submit"), {"agent": "echoer", "input": "[" * depth + "]" * depth})
 
     assert response.status_code == 400
-    assert "The timeout may not exceed" in response.content.decode()
+    assert f"input is nested more than {depth - 1} levels deep" in response.content.decode()
     assert not Execution.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ({"priority": "2147483648"}, "Ensure this value is less than or equal to 1000000."),
+        ({"priority": "1e20"}, "Enter a whole number."),
+        ({"timeout": "nan"}, "Enter a number."),
+        ({"timeout": "1e20"}, "Ensure this value is less than or equal to 3600.0."),
+        ({"max_attempts": "99999999999999999999"}, "Ensure this value is less than or equal to 100."),
+        ({"input": "[" * 100_000 + "]" * 100_000}, "The input is nested more than 64 levels deep."),
+        ({"input": "9" * 5_000}, "The input holds a number with too many digits to read."),
+        ({"input": '{"t": "\\ud800"}'}, "input is not valid UTF-8: it holds &#x27;\\ud800&#x27;"),
+        ({"name": "a\x00b"}, "Null characters are not allowed."),
+    ],
+)
+def test_out_of_range_input_is_a_400_with_the_reason_next_to_the_field(logged_in, make_agent, typed, message):
+    make_agent("echo", name="echoer")
+    field = next(iter(typed))
+
+    response = logged_in.post(reverse("executions:submit"), {"agent": "echoer", "input": "{}", **typed})
+
+    html = response.content.decode()
+    assert response.status_code == 400
+    assert f'<p class="field-error" role="alert">{message}' in html, field
+    assert not Execution.objects.exists()
+
+
+def test_a_nul_in_the_input_is_stored_as_a_replacement_character(logged_in, make_agent):
+    make_agent("echo", name="echoer")
+
+    response = logged_in.post(
+        reverse("executions:submit"), {"agent": "echoer", "input": '{"t": "a\\u0000b"}'}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert Execution.objects.get().task.input_data == {"t": "a\ufffdb"}
 
 
 def test_auto_lets_the_router_choose_and_the_page_explains_why(logged_in, demo_agents):
@@ -247,6 +284,34 @@ def test_the_routing_panel_copes_with_missing_and_odd_keys(logged_in, make_agent
 
 def test_a_missing_execution_is_a_404(logged_in):
     assert logged_in.get(reverse("executions:detail", args=[999999])).status_code == 404
+
+
+@pytest.mark.parametrize("execution_id", [0, 2**31, 2**63 - 1, 2**63, 10**30])
+@pytest.mark.parametrize(("method", "action"), [("get", ""), ("post", "cancel/"), ("post", "retry/")])
+def test_ids_no_row_can_have_are_a_404(logged_in, make_agent, method, action, execution_id):
+    submit(make_agent("echo"))
+    response = getattr(logged_in, method)(f"/executions/{execution_id}/{action}")
+    assert response.status_code == 404
+
+
+# Whatever is stored ------------------------------------------------------------------------
+
+
+def test_pages_render_whatever_text_is_stored(logged_in, make_agent):
+    execution = submit(make_agent("echo"))
+    stored = store_odd_text(execution)
+
+    detail = logged_in.get(reverse("executions:detail", args=[execution.pk]))
+    listed = logged_in.get(reverse("executions:list"))
+    header = logged_in.post(reverse("executions:cancel", args=[execution.pk]), **HTMX)
+
+    assert (detail.status_code, listed.status_code, header.status_code) == (200, 200, 200)
+    if connection.vendor == "sqlite":
+        assert all(stored)
+        html = detail.content.decode()
+        assert html.count(SHOWN_JSON_TEXT) >= 8  # result, steps, usage, error, routing, log, history
+        assert SHOWN_TEXT in html and SHOWN_TEXT in listed.content.decode()
+        assert "\x00" not in html and "\x00" not in listed.content.decode()
 
 
 # Cancel and retry --------------------------------------------------------------------------

@@ -14,11 +14,13 @@ from executions import cli
 from executions.agent_activity import task_router
 from executions.cluster import WorkerCluster, stop_bound
 from executions.dispatcher import run_dispatcher
+from executions.ids import is_row_id
 from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.services import SubmitError, execution_cancel, execution_retry, execution_submit
 from executions.state import TransitionError
 from executions.stop_signals import on_stop_signal
+from executions.validation import clean_text
 from routing.decisions import RouteRequest, RoutingStrategy, query_text
 from routing.models import AgentConfig
 from routing.services import demo_agents_load
@@ -68,15 +70,9 @@ class Command(BaseCommand):
         getattr(self, "handle_" + subcommand.replace("-", "_"))(**options)
 
     def handle_submit(self, *, agent, input, name, tags, strategy, priority, timeout, max_attempts, wait, **_):
-        config = None
-        if agent:
-            config = AgentConfig.objects.filter(name=agent).first()
-            if config is None:
-                known = ", ".join(AgentConfig.objects.values_list("name", flat=True)) or "none"
-                raise CommandError(f"No agent named {agent!r} (known: {known}).")
         try:
             execution = execution_submit(
-                agent=config,
+                agent=_agent(agent),
                 input_data=_json_option(input),
                 name=name,
                 tags=_tags(tags),
@@ -166,10 +162,10 @@ class Command(BaseCommand):
             self.stdout.write("Created admin user 'admin' (password from SYMPHONY_ADMIN_PASSWORD).")
 
     def _get(self, execution_id: int) -> Execution:
-        try:
-            return Execution.objects.get(pk=execution_id)
-        except Execution.DoesNotExist as exc:
-            raise CommandError(f"No execution {execution_id}.") from exc
+        execution = Execution.objects.filter(pk=execution_id).first() if is_row_id(execution_id) else None
+        if execution is None:
+            raise CommandError(f"No execution {execution_id}.")
+        return execution
 
     def _follow(self, execution_id: int) -> None:
         execution = cli.follow(execution_id, out=self.stdout._out)
@@ -180,11 +176,27 @@ class Command(BaseCommand):
         raise SystemExit(1)
 
 
+def _agent(name: str | None) -> AgentConfig | None:
+    if not name:
+        return None
+    # Looked up before the service sees it: bytes that are not UTF-8 are refused as the service refuses them.
+    name = clean_text(name, "--agent", max_chars=AgentConfig._meta.get_field("name").max_length)
+    config = AgentConfig.objects.filter(name=name).first()
+    if config is None:
+        known = ", ".join(AgentConfig.objects.values_list("name", flat=True)) or "none"
+        raise CommandError(f"No agent named {name!r} (known: {known}).")
+    return config
+
+
 def _json_option(text: str):
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise CommandError(f"--input is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise CommandError(f"--input is nested more than {settings.SYMPHONY_MAX_JSON_DEPTH} levels deep.") from exc
+    except ValueError as exc:  # Python reads no integer of more than sys.get_int_max_str_digits() digits
+        raise CommandError("--input holds a number with too many digits to read.") from exc
 
 
 def _tags(text: str) -> list[str]:

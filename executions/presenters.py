@@ -1,0 +1,132 @@
+"""What the pages and their live pushes show: stored values shaped for display, and rendering.
+
+Reads stay in ``selectors``; this module turns what they return into what a
+template needs, and renders templates into text that any browser or socket can
+carry whatever the row holds (``render_text``).
+"""
+
+import json
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from executions import selectors
+from executions.models import ExecutionEvent
+from executions.state import ACTIVE, WAITING
+from executions.storable import storable_json, storable_text
+
+
+def render_text(template_name: str, context: dict, request=None) -> str:
+    """``template_name`` rendered, with lone surrogates and NUL replaced by U+FFFD.
+
+    New writes are clean, but a row written before (SQLite keeps a lone surrogate
+    inside JSON) must still render: encoding one as UTF-8 would fail the page
+    with a 500 and the websocket with a 1011 close.
+    """
+    return storable_text(render_to_string(template_name, context, request))[0]
+
+
+def event_message(event: ExecutionEvent) -> dict:
+    """The event as the JSON socket sends it, its text (lone surrogates, NUL) made decodable by any client."""
+    return storable_json(event.as_message())[0]
+
+
+def pretty_json(value: Any) -> str:
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
+    except (RecursionError, ValueError) as exc:  # nested past the recursion limit, an int too long to print
+        return f"(cannot be shown: {type(exc).__name__})"
+
+
+def _candidate_load(candidate: dict) -> Any:
+    """The router writes ``load`` or its parts (running, queued, capacity); show whichever is there."""
+    if candidate.get("load") not in (None, ""):
+        return candidate["load"]
+    parts = [f"{candidate[key]} {key}" for key in ("running", "queued") if candidate.get(key) is not None]
+    if candidate.get("capacity"):
+        parts.append(f"of {candidate['capacity']}")
+    if candidate.get("saturated"):
+        parts.append("(full)")
+    return " ".join(parts)
+
+
+def _score(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return f"{value:.3g}"
+        except OverflowError:  # an int beyond any float
+            return value
+    return value
+
+
+def routing_summary(routing: Any) -> dict | None:
+    """``execution.routing`` shaped for the Routing panel, tolerating missing keys and odd values.
+
+    Keys the panel does not show are kept under ``other``, so nothing the router wrote is hidden.
+    """
+    if routing is None or routing == {}:
+        return None
+    if not isinstance(routing, dict):
+        return {"strategy": "", "chosen": "", "reason": "", "candidates": [], "other": pretty_json(routing)}
+    chosen = routing.get("chosen")
+    candidates = []
+    raw_candidates = routing.get("candidates")
+    for candidate in raw_candidates if isinstance(raw_candidates, list) else []:
+        if not isinstance(candidate, dict):
+            candidate = {"agent": str(candidate)}
+        candidates.append(
+            {
+                "agent": str(candidate.get("agent") or ""),
+                "score": _score(candidate.get("score")),
+                "load": _candidate_load(candidate),
+                "note": candidate.get("note") or "",
+                "chosen": chosen is not None and candidate.get("agent") == chosen,
+            }
+        )
+    shown = {"strategy", "chosen", "chosen_id", "reason", "candidates"}
+    extra = {key: value for key, value in routing.items() if key not in shown}
+    return {
+        "strategy": str(routing.get("strategy") or ""),
+        "chosen": str(chosen or ""),
+        "reason": str(routing.get("reason") or ""),
+        "candidates": candidates,
+        "other": pretty_json(extra) if extra else "",
+    }
+
+
+def error_summary(error: Any) -> dict | None:
+    if not error:
+        return None
+    if not isinstance(error, dict):
+        return {"type": "", "message": str(error), "traceback": "", "extra": {}}
+    known = {"type", "message", "traceback"}
+    return {
+        "type": str(error.get("type") or ""),
+        "message": str(error.get("message") or ""),
+        "traceback": str(error.get("traceback") or ""),
+        "extra": {key: value for key, value in error.items() if key not in known},
+    }
+
+
+def execution_page(*, execution_id: int, with_log: bool = True) -> dict | None:
+    """Everything the detail page shows; the consumer re-renders panels from it on each change."""
+    # Read the last id first: anything committed after it reaches the page by the websocket.
+    last_event_id = selectors.execution_last_event_id(execution_id=execution_id)
+    execution = selectors.execution_get(execution_id=execution_id)
+    if execution is None:
+        return None
+    page = {
+        "execution": execution,
+        "cancellable": execution.state in WAITING | ACTIVE,
+        "history": selectors.execution_history(execution_id=execution_id),
+        "error": error_summary(execution.error),
+        "routing": routing_summary(execution.routing),
+        "result_json": pretty_json(execution.result) if execution.result is not None else "",
+        "usage": execution.usage if isinstance(execution.usage, dict) else {"usage": execution.usage},
+        "last_event_id": last_event_id,
+    }
+    if with_log:
+        page["log_events"], page["log_omitted"] = selectors.execution_log_tail(
+            execution_id=execution_id, up_to_id=last_event_id
+        )
+    return page
