@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.db import models
 
+from executions.storable import StorableJSONDecoder
+
 
 class ExecutionState(models.TextChoices):
     PENDING = "PENDING"
@@ -19,8 +21,8 @@ class Task(models.Model):
 
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
-    input_data = models.JSONField(default=dict, blank=True)
-    tags = models.JSONField(default=list, blank=True)
+    input_data = models.JSONField(decoder=StorableJSONDecoder, default=dict, blank=True)
+    tags = models.JSONField(decoder=StorableJSONDecoder, default=list, blank=True)
     agent = models.ForeignKey(
         "routing.AgentConfig",
         null=True,
@@ -61,13 +63,18 @@ class Execution(models.Model):
     timeout_seconds = models.FloatField()
     progress = models.FloatField(default=0)
     current_step = models.CharField(max_length=200, blank=True)
-    steps = models.JSONField(default=list, blank=True)
-    result = models.JSONField(null=True, blank=True)
-    error = models.JSONField(null=True, blank=True)
-    metadata = models.JSONField(default=dict, blank=True)
-    usage = models.JSONField(default=dict, blank=True, help_text="Resources the agent reported, e.g. tokens.")
+    steps = models.JSONField(decoder=StorableJSONDecoder, default=list, blank=True)
+    result = models.JSONField(decoder=StorableJSONDecoder, null=True, blank=True)
+    error = models.JSONField(decoder=StorableJSONDecoder, null=True, blank=True)
+    metadata = models.JSONField(decoder=StorableJSONDecoder, default=dict, blank=True)
+    usage = models.JSONField(
+        decoder=StorableJSONDecoder, default=dict, blank=True, help_text="Resources the agent reported, e.g. tokens."
+    )
     routing = models.JSONField(
-        null=True, blank=True, help_text="How the agent was chosen: strategy, candidates with scores, reason."
+        decoder=StorableJSONDecoder,
+        null=True,
+        blank=True,
+        help_text="How the agent was chosen: strategy, candidates with scores, reason.",
     )
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
@@ -151,7 +158,7 @@ class ExecutionEvent(models.Model):
     kind = models.CharField(max_length=16, choices=EventKind.choices)
     from_state = models.CharField(max_length=16, blank=True)
     to_state = models.CharField(max_length=16, blank=True)
-    data = models.JSONField(default=dict, blank=True)
+    data = models.JSONField(decoder=StorableJSONDecoder, default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

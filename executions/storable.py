@@ -6,6 +6,7 @@ fail every later read that encodes it. Text from agents and users passes
 through here where it enters, so nothing unstorable reaches a row.
 """
 
+import json
 import re
 from typing import Any
 
@@ -44,3 +45,22 @@ def storable_json(value: Any) -> tuple[Any, int]:
             changed += n_key + n
         return (pairs if changed else value), changed
     return value, 0
+
+
+# How a NUL or a surrogate looks in JSON text written with ensure_ascii (Django's default).
+_ESCAPED_UNSTORABLE = re.compile(r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+class StorableJSONDecoder(json.JSONDecoder):
+    """Reads JSON columns so that what comes out is always storable (and so renderable) text.
+
+    Rows written before text was checked where it enters, or by a writer that
+    went around the services, may hold an escaped lone surrogate (SQLite keeps
+    one in JSON text): every page, the admin's included, would fail to encode
+    it. Only text holding such an escape is walked; a valid surrogate pair
+    (an emoji) decodes to one character and is left as it is.
+    """
+
+    def decode(self, s, *args, **kwargs):
+        value = super().decode(s, *args, **kwargs)
+        return storable_json(value)[0] if _ESCAPED_UNSTORABLE.search(s) else value

@@ -22,3 +22,18 @@ def test_an_unchanged_value_is_returned_as_is():
     value = {"a": [1, "two"]}
     clean, changed = storable_json(value)
     assert changed == 0 and clean is value
+
+
+def test_json_read_back_is_always_storable():
+    import json
+
+    from executions.storable import StorableJSONDecoder
+
+    stored = json.dumps({"lone": "a\ud800b", "nul": "\x00", "emoji": "😀"})  # escaped, as Django writes it
+    assert json.loads(stored, cls=StorableJSONDecoder) == {
+        "lone": f"a{REPLACEMENT}b",
+        "nul": REPLACEMENT,
+        "emoji": "😀",
+    }
+    plain = json.dumps({"emoji": "😀", "text": "ok"})
+    assert json.loads(plain, cls=StorableJSONDecoder) == {"emoji": "😀", "text": "ok"}
