@@ -6,8 +6,9 @@ that call the same services as the views, the API and the CLI.
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
+from executions import presenters
 from executions.models import Execution, ExecutionEvent, Task
 from executions.services import SubmitError, execution_cancel, execution_retry, execution_submit
 from executions.state import TransitionError
@@ -65,31 +66,12 @@ class ExecutionAdmin(admin.ModelAdmin):
 
     @admin.display(description="routing decision")
     def routing_decision(self, execution: Execution) -> str:
-        """The router's choice, its reason and every candidate it weighed."""
-        decision = execution.routing
-        if not decision:
+        """The router's choice, its reason and every candidate it weighed: the execution page's own partial."""
+        routing = presenters.routing_summary(execution.routing)
+        if routing is None:
             return "The agent was named at submit; no routing."
-        rows = format_html_join(
-            "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            (
-                (
-                    "✔" if row.get("agent") == decision.get("chosen") else "",
-                    row.get("agent"),
-                    row.get("score"),
-                    f"{row.get('running', 0)} running, {row.get('queued', 0)} queued / {row.get('capacity') or '∞'}",
-                    row.get("note", ""),
-                )
-                for row in decision.get("candidates", [])
-            ),
-        )
-        return format_html(
-            "<p><b>{}</b>: {}</p><table>"
-            "<tr><th></th><th>agent</th><th>score</th><th>load</th><th>why</th></tr>{}</table>",
-            decision.get("strategy"),
-            decision.get("reason"),
-            rows,
-        )
+        # The template engine escaped every value; the result is HTML.
+        return mark_safe(presenters.render_text("executions/detail.html#routing-decision", {"routing": routing}))
 
     def has_add_permission(self, request) -> bool:
         return False  # submit from the task list: "Submit selected tasks"

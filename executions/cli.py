@@ -5,6 +5,7 @@ import sys
 import time
 
 from executions.models import Execution
+from executions.presenters import routing_summary
 from executions.state import FINISHED
 
 BAR_WIDTH = 30
@@ -48,26 +49,20 @@ def outcome_text(execution: Execution) -> str:
 
 
 def decision_text(decision) -> str:
-    """A routing decision as a table: every candidate with its score, load and note, the choice marked."""
-    lines = [f"strategy: {decision.strategy}"]
-    rows = [("", "agent", "score", "running", "queued", "capacity", "note")]
-    for candidate in decision.candidates:
-        item = candidate.as_dict()
-        mark = "*" if decision.chosen is not None and candidate.agent.pk == decision.chosen.pk else ""
-        rows.append(
-            (
-                mark,
-                item["agent"],
-                f"{item['score']:.3f}",
-                str(item["running"]),
-                str(item["queued"]),
-                str(item["capacity"] or "-"),
-                item["note"],
-            )
-        )
+    """A routing decision as a table: every candidate with its score, load and note, the choice marked.
+
+    The same shaping as the execution page and the admin (``presenters.routing_summary``), as text.
+    """
+    routing = routing_summary(decision.as_dict())
+    rows = [("", "agent", "score", "load", "note")]
+    rows += [
+        ("*" if c["chosen"] else "", c["agent"], str(c["score"]), str(c["load"]), str(c["note"]))
+        for c in routing["candidates"]
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-    for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1])
-    chosen = decision.chosen.name if decision.chosen else "none"
-    lines.append(f"chosen: {chosen}: {decision.reason}")
+    lines = [f"strategy: {routing['strategy']}"]
+    lines += [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
+    ]
+    lines.append(f"chosen: {routing['chosen'] or 'none'}: {routing['reason']}")
     return "\n".join(line.rstrip() for line in lines)
