@@ -119,11 +119,12 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def to_json_result(value: Any) -> Any:
-    """The value as it will be stored, or InvalidResult with a reason a person can act on.
+def to_json_result(value: Any) -> tuple[Any, int]:
+    """The value as it will be stored and how many characters had to be replaced in it,
+    or InvalidResult with a reason a person can act on.
 
     Text the databases cannot hold (NUL, lone surrogates) is replaced, not refused:
-    the agent's work is kept, and the count of replaced characters is returned.
+    the agent's work is kept.
     """
     try:
         text = json.dumps(value, allow_nan=False)
