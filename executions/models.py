@@ -47,6 +47,22 @@ class Task(models.Model):
         return self.name
 
 
+class ConcurrencyGroup(models.Model):
+    """A set of executions (a batch, a workflow's map step) of which at most ``max_concurrent`` are
+    PREPARING or RUNNING at once, across every worker: enforced where work is claimed, like an
+    agent's ``max_concurrency``."""
+
+    name = models.CharField(max_length=200, blank=True, help_text='For display, e.g. "batch 12".')
+    max_concurrent = models.PositiveIntegerField(default=0, help_text="0 for no limit.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return self.name or f"group {self.pk}"
+
+
 class Execution(models.Model):
     """One run of a task by an agent, with its lifecycle, progress and outcome.
 
@@ -76,6 +92,14 @@ class Execution(models.Model):
         blank=True,
         help_text="How the agent was chosen: strategy, candidates with scores, reason.",
     )
+    concurrency_group = models.ForeignKey(
+        ConcurrencyGroup,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="executions",
+        help_text="Runs at most the group's max_concurrent at once with the rest of its group.",
+    )
     lease_owner = models.CharField(max_length=200, blank=True)
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     not_before = models.DateTimeField(null=True, blank=True, help_text="Not to be started before this time.")
@@ -94,6 +118,7 @@ class Execution(models.Model):
             models.Index(fields=["state", "lease_expires_at"], name="execution_state_lease"),
             models.Index(fields=["state", "-priority", "queued_at"], name="execution_ready"),
             models.Index(fields=["agent", "state"], name="execution_agent_state"),
+            models.Index(fields=["concurrency_group", "state"], name="execution_group_state"),
         ]
 
     def __str__(self) -> str:

@@ -10,7 +10,7 @@ from django.utils import timezone
 from executions import live, validation, wakeups
 from executions.agent_activity import task_router
 from executions.errors import not_retried_because
-from executions.models import EventKind, Execution, ExecutionEvent, Task
+from executions.models import ConcurrencyGroup, EventKind, Execution, ExecutionEvent, Task
 from executions.models import ExecutionState as S
 from executions.state import ACTIVE, WAITING, TransitionConflict, transition
 from executions.validation import SubmitError
@@ -37,6 +37,17 @@ def task_create(
         priority=validation.clean_priority(priority),
         routing_strategy=validation.clean_strategy(routing_strategy),
         created_by=created_by,
+    )
+
+
+def concurrency_group_create(*, name: str, max_concurrent: int) -> ConcurrencyGroup:
+    """A group whose executions run at most ``max_concurrent`` at once across every worker (0: no limit).
+
+    Executions join it at submit (``execution_submit(concurrency_group=...)``).
+    """
+    return ConcurrencyGroup.objects.create(
+        name=validation.clean_text(name, "name", max_chars=validation.NAME_MAX_CHARS, strip=True),
+        max_concurrent=validation.clean_max_concurrent(max_concurrent),
     )
 
 
@@ -72,13 +83,15 @@ def execution_submit(
     submitted_by=None,
     hold: bool = False,
     strategy: str | None = None,
+    concurrency_group: ConcurrencyGroup | None = None,
 ) -> Execution:
     """Create an execution of ``task`` (or of a new task made from ``input_data``) and queue it.
 
     With no agent given and none named by the task, the router chooses one
     (``strategy``, else the task's, else the site default) and its decision is
     stored with the execution. ``hold=True`` leaves it PENDING for a caller
-    that releases it later with ``execution_release``.
+    that releases it later with ``execution_release``. In a ``concurrency_group``
+    it waits, QUEUED, while the group has ``max_concurrent`` running.
     """
     agent = agent or (task.agent if task else None)
     if agent is not None and not agent.enabled:
@@ -113,6 +126,7 @@ def execution_submit(
             timeout_seconds=_timeout_for(agent, timeout),
             metadata=metadata,
             routing=routing,
+            concurrency_group=concurrency_group,
             submitted_by=submitted_by,
             queued_at=None if hold else now,
         )
@@ -328,6 +342,7 @@ def execution_fail(
 __all__ = [
     "SubmitError",
     "TransitionConflict",
+    "concurrency_group_create",
     "execution_cancel",
     "execution_complete",
     "execution_fail",

@@ -33,6 +33,8 @@ NAME_MAX_CHARS = 200  # Task.name's max_length
 DESCRIPTION_MAX_CHARS = 10_000
 TAGS_MAX = 50
 TAG_MAX_CHARS = 100
+# A concurrency group's max_concurrent: far above any pool of workers, low enough to catch a slip.
+MAX_CONCURRENT_LIMIT = 10_000
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SHOWN_MAX_CHARS = 40
@@ -171,6 +173,11 @@ def clean_priority(value: Any, field: str = "priority") -> int:
 
 def clean_max_attempts(value: Any, field: str = "max_attempts") -> int:
     return clean_whole_number(value, field, low=1, high=settings.SYMPHONY_MAX_ATTEMPTS_LIMIT)
+
+
+def clean_max_concurrent(value: Any, field: str = "max_concurrent") -> int:
+    """How many of a group may run at once; 0 for no limit."""
+    return clean_whole_number(value, field, low=0, high=MAX_CONCURRENT_LIMIT)
 
 
 def clean_timeout(value: Any, field: str = "timeout") -> float:
