@@ -6,35 +6,13 @@ from collections import Counter
 import pytest
 
 from tests.process.conftest import PYTHON, ROOT, wait_until
-from tests.process.gates import overlapping_runs, submit_gated
+from tests.process.gates import most_at_once, overlapping_runs, submit_gated
 
 pytestmark = pytest.mark.process
 
 FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
 LIMIT = 2
 COUNT = 8
-
-
-def most_at_once(db, agent_name: str) -> int:
-    """The most executions of the agent that were ever PREPARING or RUNNING together, from the event history.
-
-    Event ids follow commit order for these rows: a claim counts active executions
-    only after taking the agent's lock, so an end it saw has a smaller id.
-    """
-    rows = db.rows(
-        "SELECT e.id, e.execution_id, e.from_state, e.to_state FROM executions_executionevent e "
-        "JOIN executions_execution x ON x.id = e.execution_id JOIN routing_agentconfig a ON a.id = x.agent_id "
-        "WHERE a.name = %s AND e.kind = 'state' ORDER BY e.id",
-        (agent_name,),
-    )
-    active, peak = set(), 0
-    for row in rows:
-        if row["to_state"] in ("PREPARING", "RUNNING"):
-            active.add(row["execution_id"])
-        else:
-            active.discard(row["execution_id"])
-        peak = max(peak, len(active))
-    return peak
 
 
 def test_max_concurrency_holds_across_worker_clusters(symphony, tmp_path):
@@ -68,7 +46,7 @@ def test_max_concurrency_holds_across_worker_clusters(symphony, tmp_path):
 
     rows = symphony.db.executions()
     assert [rows[pk]["state"] for pk in ids] == ["COMPLETED"] * COUNT
-    assert most_at_once(symphony.db, "gated") == LIMIT
+    assert most_at_once(symphony.db, ids) == LIMIT
     assert overlapping_runs(tmp_path / "marks") == {}
     workers = {
         event["data"]["worker"].rsplit(":", 1)[0]
