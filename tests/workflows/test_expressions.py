@@ -155,7 +155,7 @@ def test_rendering_is_bounded_by_the_json_depth_limit_not_the_stack():
     ("template", "message"),
     [
         ("{{ input.text", '"{{ input.text" opens "{{" at column 0 and never closes it.'),
-        ("ok {{ a }} then {{ b", "opens \"{{\" at column 16 and never closes it"),
+        ("ok {{ a }} then {{ b", 'opens "{{" at column 16 and never closes it'),
         ("x {{ }} y", '"x {{ }} y" has an empty placeholder at column 2.'),
         ({"deep": ["{{ steps. }}"]}, '"steps." is not a valid expression'),
         ({"f": "{{ nope(input) }}"}, "calls nope()"),
