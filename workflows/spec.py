@@ -493,10 +493,9 @@ class _Reader:
         strategy = self.clean(at, "route.strategy", clean_strategy, route.get("strategy"), "route.strategy")
         tags = self.clean(at, "route.tags", clean_tags, route.get("tags"), "route.tags")
         query = route.get("query")
-        if query is not None and not isinstance(query, str):
-            self.add(at, "route.query", f"route.query must be text (a template), not {type(query).__name__}.")
-            return _INVALID
-        if _INVALID in (strategy, tags):
+        if query is not None:
+            query = self.clean(at, "route.query", clean_text, query, "route.query", max_chars=DESCRIPTION_MAX_CHARS)
+        if _INVALID in (strategy, tags, query):
             return _INVALID
         return RouteSpec(strategy=str(strategy), tags=tuple(tags), query=query)
 
