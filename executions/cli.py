@@ -1,4 +1,9 @@
-"""Terminal rendering for ``manage.py symphony``: a progress bar that follows an execution."""
+"""Terminal rendering for ``manage.py symphony``: a progress bar that follows an execution.
+
+The layers above add subcommands of their own (``symphony workflow ...``) and
+demo content through the registries at the end, so the command lives here
+without importing them.
+"""
 
 import json
 import sys
@@ -66,3 +71,30 @@ def decision_text(decision) -> str:
     ]
     lines.append(f"chosen: {routing['chosen'] or 'none'}: {routing['reason']}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+class Subcommand:
+    """A ``manage.py symphony <name>`` subcommand contributed by a layer above (from its AppConfig.ready)."""
+
+    name = ""
+    help = ""
+
+    def add_arguments(self, parser) -> None:
+        raise NotImplementedError
+
+    def handle(self, command, **options) -> None:
+        raise NotImplementedError
+
+
+SUBCOMMANDS: dict[str, Subcommand] = {}
+# Called by ``symphony load-demo`` after the demo agents exist; each returns a line to print.
+DEMO_LOADERS: list = []
+
+
+def register_subcommand(subcommand: Subcommand) -> None:
+    SUBCOMMANDS[subcommand.name] = subcommand
+
+
+def register_demo_loader(loader) -> None:
+    if loader not in DEMO_LOADERS:
+        DEMO_LOADERS.append(loader)

@@ -12,13 +12,20 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from executions.recovery import reap_expired_leases, wake_for_waiting_work
+from executions.signals import dispatch_passes
 
 logger = logging.getLogger(__name__)
 
 
 def dispatch_once() -> dict[str, int]:
     close_old_connections()
-    return {"reaped": reap_expired_leases(), "woken": int(wake_for_waiting_work())}
+    counts = {"reaped": reap_expired_leases(), "woken": int(wake_for_waiting_work()), "repaired": 0}
+    for task in dispatch_passes:
+        try:
+            counts["repaired"] += task()
+        except Exception:
+            logger.exception("Dispatcher pass %s failed; trying again next time", getattr(task, "__name__", task))
+    return counts
 
 
 def run_dispatcher(stop: threading.Event, interval: float | None = None) -> None:
@@ -28,7 +35,7 @@ def run_dispatcher(stop: threading.Event, interval: float | None = None) -> None
         try:
             counts = dispatch_once()
             if any(counts.values()):
-                logger.info("Dispatcher: %(reaped)s reaped, %(woken)s worker woken", counts)
+                logger.info("Dispatcher: %(reaped)s reaped, %(woken)s worker woken, %(repaired)s repaired", counts)
         except Exception:
             logger.exception("Dispatcher pass failed; trying again")
         stop.wait(interval)

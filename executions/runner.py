@@ -8,6 +8,7 @@ execution ends in exactly one recorded state, and the worker moves on.
 """
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -21,9 +22,11 @@ from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, connections
+from django.utils.module_loading import import_string
 
 from executions import shutdown
 from executions.claims import claim
+from executions.context import ExecutionContext
 from executions.errors import error_detail, exception_detail
 from executions.lease import (
     CONNECTION_ERRORS,
@@ -54,59 +57,6 @@ class InvalidResult(Exception):
     """The agent returned something that cannot be stored as JSON."""
 
     retryable = False
-
-
-class ExecutionContext:
-    """What an agent receives beside its input: progress, log, cancellation and metadata."""
-
-    def __init__(self, execution: Execution, tracker: ProgressTracker, deadline: float):
-        self.execution_id = execution.pk
-        self.task_id = execution.task_id
-        self.task_name = execution.task.name
-        self.agent_name = execution.agent.name
-        self.attempt = execution.attempt
-        self.max_attempts = execution.max_attempts
-        self.metadata = dict(execution.metadata)
-        self.input = execution.task.input_data
-        self.deadline = deadline
-        self._tracker = tracker
-        self._cancelled = threading.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._task: asyncio.Task | None = None
-
-    def progress(self, percent: float | None = None, step: str | None = None) -> None:
-        """Report how far along the agent is (0-100) and, optionally, the step it is on."""
-        self._tracker.report(percent, step)
-
-    def log(self, text: str) -> None:
-        """Append a line to the execution's live log."""
-        self._tracker.log(text)
-
-    def stream(self, text: str) -> None:
-        """Append a fragment of streamed output (model tokens) to the live log."""
-        self._tracker.stream(text)
-
-    def record_usage(self, **counts: float) -> None:
-        """Add to the resources this execution used, e.g. ``prompt_tokens=12, completion_tokens=40``."""
-        self._tracker.record_usage(**counts)
-
-    def is_cancelled(self) -> bool:
-        """True once the execution was cancelled, timed out or lost: stop working."""
-        return self._cancelled.is_set()
-
-    def sleep(self, seconds: float) -> bool:
-        """Sleep that wakes early on cancellation; returns True if cancelled."""
-        return self._cancelled.wait(seconds)
-
-    @property
-    def remaining(self) -> float:
-        """Seconds left before the execution's deadline."""
-        return max(0.0, self.deadline - time.monotonic())
-
-    def _cancel(self) -> None:
-        self._cancelled.set()
-        if self._loop is not None and self._task is not None:
-            self._loop.call_soon_threadsafe(self._task.cancel)
 
 
 @dataclass
@@ -352,6 +302,7 @@ def _exit_margin() -> float:
 def _call_agent(agent, ctx: ExecutionContext, box: dict) -> None:
     """Body of the agent's thread: run it, sync or async, and keep what it returned or raised."""
     try:
+        _run_hooks("pre", ctx)
         if agent.is_async:
             box["value"] = asyncio.run(_run_async(agent.run(ctx.input, ctx), ctx))
         else:
@@ -359,10 +310,27 @@ def _call_agent(agent, ctx: ExecutionContext, box: dict) -> None:
             if inspect.isawaitable(value):
                 value = asyncio.run(_run_async(value, ctx))
             box["value"] = value
+        _run_hooks("post", ctx, box["value"])
     except BaseException as exc:  # noqa: BLE001 - an agent may raise anything, SystemExit included
         box["error"], box["traceback"] = exc, traceback.format_exc()
     finally:
         connections.close_all()  # only this thread's connections
+
+
+@functools.cache
+def worker_hooks(which: str) -> tuple:
+    """``SYMPHONY_AGENT_HOOKS[which]`` imported once per process: callables run around every agent call."""
+    return tuple(import_string(path) for path in settings.SYMPHONY_AGENT_HOOKS.get(which, ()))
+
+
+def _run_hooks(which: str, ctx: ExecutionContext, *result) -> None:
+    """``pre(ctx)`` before the agent, ``post(ctx, result)`` after; a hook that raises is logged, not fatal."""
+    for hook in worker_hooks(which):
+        try:
+            hook(ctx, *result)
+        except Exception as exc:
+            ctx.log(f"[symphony] {which}-execution hook {getattr(hook, '__qualname__', hook)} failed: "
+                    f"{type(exc).__name__}: {exc}")  # fmt: skip
 
 
 async def _run_async(awaitable, ctx: ExecutionContext):

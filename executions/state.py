@@ -5,6 +5,7 @@ that writes its event row in the same transaction; losing a race raises
 ``TransitionConflict`` and changes nothing.
 """
 
+import logging
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +15,9 @@ from django.utils import timezone
 from executions import live
 from executions.models import EventKind, Execution, ExecutionEvent
 from executions.models import ExecutionState as S
-from executions.signals import execution_finished
+from executions.signals import execution_finished, outcome_hooks
+
+logger = logging.getLogger(__name__)
 
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PENDING: frozenset({S.QUEUED, S.PAUSED, S.CANCELLED}),
@@ -127,8 +130,20 @@ def transition(
             data=data or {},
         )
         live.publish_on_commit(execution_id, event.pk)
+        if to_state in FINISHED or current == S.FAILED:
+            _outcome_changed(execution_id, current, to_state)
         if to_state in FINISHED:
             transaction.on_commit(
                 lambda: execution_finished.send(sender=Execution, execution_id=execution_id, state=to_state)
             )
     return event
+
+
+def _outcome_changed(execution_id: int, from_state: str, to_state: str) -> None:
+    """Call the layers' hooks inside the transition's transaction, each in a savepoint of its own."""
+    for hook in outcome_hooks:
+        try:
+            with transaction.atomic():
+                hook(execution_id, from_state, to_state)
+        except Exception:
+            logger.exception("A hook on execution %s's move to %s failed; the move stands", execution_id, to_state)

@@ -224,6 +224,13 @@ SYMPHONY_CANCEL_GRACE_SECONDS = env_float("SYMPHONY_CANCEL_GRACE_SECONDS", 5.0)
 # On SIGTERM/Ctrl-C a worker stops claiming; what it runs gets this long to finish before
 # it is stopped and put back in the queue with its attempt not counted.
 SYMPHONY_STOP_GRACE_SECONDS = env_float("SYMPHONY_STOP_GRACE_SECONDS", 10.0)
+# Workflow definitions: at most this many steps (validation and scheduling are linear in it).
+SYMPHONY_MAX_WORKFLOW_STEPS = env_int("SYMPHONY_MAX_WORKFLOW_STEPS", 20_000)
+# Callables (dotted paths) run on the worker around every agent call: pre(ctx), post(ctx, result).
+SYMPHONY_AGENT_HOOKS = {
+    "pre": env_list("SYMPHONY_AGENT_PRE_HOOKS", []),
+    "post": env_list("SYMPHONY_AGENT_POST_HOOKS", []),
+}
 # How long a worker keeps trying to record an execution's end while the database is away.
 SYMPHONY_DATABASE_RETRY_SECONDS = env_float("SYMPHONY_DATABASE_RETRY_SECONDS", 300.0)
 SYMPHONY_MAX_RESULT_BYTES = env_int("SYMPHONY_MAX_RESULT_BYTES", 1_000_000)

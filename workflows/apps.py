@@ -3,3 +3,17 @@ from django.apps import AppConfig
 
 class WorkflowsConfig(AppConfig):
     name = "workflows"
+
+    def ready(self) -> None:
+        # workflows sits above executions: it reaches down, and is reached from below only
+        # through these registries (the executions layer never imports workflows).
+        from executions.cli import register_demo_loader, register_subcommand
+        from executions.signals import on_dispatch, on_outcome_changed
+        from workflows.cli import WorkflowCommand, load_demo_workflow
+        from workflows.engine import step_execution_changed
+        from workflows.recovery import repair_runs
+
+        on_outcome_changed(step_execution_changed)
+        on_dispatch(repair_runs)
+        register_subcommand(WorkflowCommand())
+        register_demo_loader(load_demo_workflow)

@@ -44,7 +44,6 @@ from workflows.expressions import (
     template_expressions,
 )
 
-DEFAULT_MAX_STEPS = 20_000
 # Text, not steps, is what this bounds: a 20,000-step file with inputs is a few megabytes.
 DEFAULT_MAX_SOURCE_BYTES = 16_000_000
 MAX_PROBLEMS_SHOWN = 50
@@ -253,6 +252,14 @@ class WorkflowSpec:
     def topological_order(self) -> tuple[str, ...]:
         """Every step id after the steps it depends on; among steps ready together, file order."""
         return self._order
+
+    def roots(self) -> tuple[str, ...]:
+        """The steps that depend on nothing: a run starts with them."""
+        return tuple(step.id for step in self.steps if not step.depends_on)
+
+    def sinks(self) -> tuple[str, ...]:
+        """The steps nothing depends on: their outputs are the run's output."""
+        return tuple(step.id for step in self.steps if not self._dependents[step.id])
 
     def as_dict(self) -> dict:
         data: dict[str, Any] = {"name": self.name}
@@ -713,7 +720,7 @@ def parse_spec(
     ``limits`` may set ``max_steps`` and ``max_source_bytes``.
     """
     limits = {
-        "max_steps": getattr(settings, "SYMPHONY_MAX_WORKFLOW_STEPS", DEFAULT_MAX_STEPS),
+        "max_steps": settings.SYMPHONY_MAX_WORKFLOW_STEPS,
         "max_source_bytes": DEFAULT_MAX_SOURCE_BYTES,
         **(limits or {}),
     }

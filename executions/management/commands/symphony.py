@@ -63,10 +63,15 @@ class Command(BaseCommand):
         commands.add_parser("dispatcher", help="Run the dispatcher loop (lease reaping, waking workers).")
         run = commands.add_parser("run", help="Run the Procfile (web, worker, dispatcher) until Ctrl-C.")
         run.add_argument("--port", type=int, default=8000, help="The web process's port (default 8000).")
-        commands.add_parser("load-demo", help="Create or refresh the built-in demo agents.")
+        commands.add_parser("load-demo", help="Create or refresh the built-in demo agents and workflows.")
         commands.add_parser("ensure-admin", help="Make sure an 'admin' superuser exists.")
+        for extension in cli.SUBCOMMANDS.values():
+            extension.add_arguments(commands.add_parser(extension.name, help=extension.help))
 
     def handle(self, *args, subcommand, **options):
+        if subcommand in cli.SUBCOMMANDS:
+            cli.SUBCOMMANDS[subcommand].handle(self, **options)
+            return
         getattr(self, "handle_" + subcommand.replace("-", "_"))(**options)
 
     def handle_submit(self, *, agent, input, name, tags, strategy, priority, timeout, max_attempts, wait, **_):
@@ -139,6 +144,8 @@ class Command(BaseCommand):
     def handle_load_demo(self, **_):
         names = [config.name for config in demo_agents_load()]
         self.stdout.write(f"Demo agents ready: {', '.join(names)}")
+        for loader in cli.DEMO_LOADERS:
+            self.stdout.write(loader())
 
     def handle_ensure_admin(self, **_):
         User = get_user_model()

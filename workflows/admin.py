@@ -1,0 +1,158 @@
+"""Admin for workflow definitions, runs, their steps and history.
+
+Definitions are added by pasting a JSON or YAML definition, validated before it
+is stored (every problem named with its step and field); a changed definition
+becomes a new version. Run status and step state are read-only: pause,
+resume, cancel and start are actions that call the same services as the pages
+and the CLI.
+"""
+
+import json
+
+from django import forms
+from django.contrib import admin, messages
+
+from executions.validation import SubmitError
+from workflows.models import RunEvent, StepRun, WorkflowDefinition, WorkflowRun, WorkflowVersion
+from workflows.services import (
+    WorkflowError,
+    workflow_definition_check,
+    workflow_definition_save,
+    workflow_run_cancel,
+    workflow_run_pause,
+    workflow_run_resume,
+    workflow_run_start,
+)
+from workflows.spec import SpecError
+
+
+class DefinitionForm(forms.ModelForm):
+    source = forms.CharField(
+        label="Definition (JSON or YAML)",
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 100, "spellcheck": "false", "style": "font-family:monospace"}),
+        help_text="Saving validates it; a changed definition becomes a new version, and runs keep theirs.",
+    )
+
+    class Meta:
+        model = WorkflowDefinition
+        fields = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        latest = self.instance.latest_version if self.instance.pk else None
+        if latest is not None:
+            self.fields["source"].initial = json.dumps(latest.spec, indent=2)
+
+    def clean_source(self):
+        source = self.cleaned_data["source"]
+        try:
+            workflow_definition_check(source=source)
+        except SpecError as exc:
+            raise forms.ValidationError([str(problem) for problem in exc.problems]) from exc
+        return source
+
+
+class VersionInline(admin.TabularInline):
+    model = WorkflowVersion
+    fields = ("number", "created_at", "created_by", "spec")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("-number",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+def _each(modeladmin, request, queryset, action, verb: str) -> None:
+    done = 0
+    for item in queryset:
+        try:
+            action(item)
+            done += 1
+        except (WorkflowError, SubmitError) as exc:
+            modeladmin.message_user(request, f"{item}: {exc}", messages.WARNING)
+    if done:
+        modeladmin.message_user(request, f"{verb} {done}.", messages.SUCCESS)
+
+
+@admin.action(description="Start a run of the selected workflows (empty input)")
+def start_runs(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, lambda d: workflow_run_start(definition=d, by=request.user), "Started")
+
+
+@admin.register(WorkflowDefinition)
+class WorkflowDefinitionAdmin(admin.ModelAdmin):
+    form = DefinitionForm
+    list_display = ("name", "description", "created_at")
+    search_fields = ("name", "description")
+    inlines = [VersionInline]
+    actions = [start_runs]
+
+    def get_form(self, request, obj=None, **kwargs):
+        form = super().get_form(request, obj, **kwargs)
+        form.user = request.user
+        return form
+
+    def save_model(self, request, obj, form, change):
+        version = workflow_definition_save(source=form.cleaned_data["source"], by=request.user)
+        obj.pk, obj.name = version.definition.pk, version.definition.name
+        obj.refresh_from_db()
+
+    def save_related(self, request, form, formsets, change):
+        pass  # versions are written by the service, never through the inline
+
+
+class StepRunInline(admin.TabularInline):
+    model = StepRun
+    fields = ("step_id", "index", "iteration", "state", "execution", "output", "error", "decided_by", "comment",
+              "superseded", "started_at", "finished_at")  # fmt: skip
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("id",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RunEventInline(admin.TabularInline):
+    model = RunEvent
+    fields = ("id", "created_at", "kind", "step_id", "actor", "data")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ("id",)
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.action(description="Pause selected runs")
+def pause_runs(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, lambda run: workflow_run_pause(run=run, by=request.user), "Paused")
+
+
+@admin.action(description="Resume selected runs")
+def resume_runs(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, lambda run: workflow_run_resume(run=run, by=request.user), "Resumed")
+
+
+@admin.action(description="Cancel selected runs")
+def cancel_runs(modeladmin, request, queryset):
+    _each(modeladmin, request, queryset, lambda run: workflow_run_cancel(run=run, by=request.user), "Cancelled")
+
+
+@admin.register(WorkflowRun)
+class WorkflowRunAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "version", "status", "steps_ended", "created_by", "created_at", "finished_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("id", "name")
+    list_select_related = ("version__definition", "created_by")
+    date_hierarchy = "created_at"
+    actions = [pause_runs, resume_runs, cancel_runs]
+    inlines = [StepRunInline, RunEventInline]
+    readonly_fields = [field.name for field in WorkflowRun._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # start runs from a definition: "Start a run of the selected workflows"
