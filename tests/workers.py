@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from asgiref.sync import sync_to_async
 from django.db import connections
 
+from executions.wakeups import broker
 from executions.worker import drain
 
 
@@ -29,4 +30,7 @@ async def worker_running():
     finally:
         stop.set()
         await sync_to_async(thread.join, thread_sensitive=False)(5)
+        # This thread drained the work itself: the wake-ups the submits sent were for it, and
+        # left in a shared broker they would count against the next run's wake-up limit.
+        await sync_to_async(broker().purge_queue)()
         await sync_to_async(connections.close_all)()  # the async ORM calls' thread

@@ -87,8 +87,8 @@ async def test_execute_task_waits_for_the_workers_and_a_failure_is_a_failed_task
 
         failing = await tasks.create_task(name="fails", input_data={"fail_attempts": 5})
         failed = await tasks.execute_task(failing.id, demo_agents["flaky"], max_attempts=1)
+        read_back = await tasks.get_task(failing.id)
 
     assert (done.status, done.output["words"], done.error) == (S.COMPLETED, 4, None)
-    assert failed.status == S.FAILED and failed.output is None
-    assert failed.error["type"] == "routing.agents.demo.DemoAgentError"
-    assert (await tasks.get_task(failing.id)).status == S.FAILED
+    assert failed.status == read_back.status == S.FAILED and failed.output is None
+    assert failed.error["type"] == read_back.error["type"] == "routing.agents.demo.DemoAgentError"
