@@ -1,13 +1,14 @@
 """What the router needs to know from the executions layer: how busy each agent
-is, and which tasks it has completed; and a router wired to both."""
+is, which tasks it has completed, and how a task's latest execution went; and a
+router wired to all three."""
 
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
 
 from executions.models import Execution
 from executions.models import ExecutionState as S
-from executions.state import ACTIVE
-from routing.decisions import AgentLoad, query_text
+from executions.state import ACTIVE, FINISHED
+from routing.decisions import AgentLoad, LatestRun, query_text
 from routing.models import AgentConfig
 from routing.router import TaskRouter
 
@@ -21,7 +22,9 @@ def agent_loads(agent_ids: list[int]) -> dict[int, AgentLoad]:
         running=Count("executions", filter=Q(executions__state__in=ACTIVE)),
         queued=Count("executions", filter=Q(executions__state=S.QUEUED)),
     )
-    return {row.pk: AgentLoad(running=row.running, queued=row.queued) for row in rows}
+    return {
+        row.pk: AgentLoad(running=row.running, queued=row.queued, capacity=row.max_concurrency or None) for row in rows
+    }
 
 
 def agent_histories(agent_ids: list[int], limit: int = HISTORY_LIMIT) -> dict[int, list[str]]:
@@ -43,5 +46,13 @@ def agent_histories(agent_ids: list[int], limit: int = HISTORY_LIMIT) -> dict[in
     return history
 
 
+def task_latest_run(task_id: int) -> LatestRun | None:
+    """The task's latest execution (the highest id: executions are created in order), or None if it has none."""
+    row = Execution.objects.filter(task_id=task_id).order_by("-id").values("pk", "agent_id", "state").first()
+    if row is None:
+        return None
+    return LatestRun(row["pk"], row["agent_id"], row["state"], finished=row["state"] in FINISHED)
+
+
 def task_router(strategy: str | None = None, *, custom=None) -> TaskRouter:
-    return TaskRouter(strategy, custom=custom, loads=agent_loads, history=agent_histories)
+    return TaskRouter(strategy, custom=custom, loads=agent_loads, history=agent_histories, latest_run=task_latest_run)

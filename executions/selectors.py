@@ -3,10 +3,14 @@
 What the pages make of them is in ``presenters``.
 """
 
-from django.db.models import Count, QuerySet
+from collections.abc import Iterable
 
-from executions.models import EventKind, Execution, ExecutionEvent
+from django.db.models import BooleanField, CharField, Count, Func, JSONField, OuterRef, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from executions.models import EventKind, Execution, ExecutionEvent, Task
 from executions.models import ExecutionState as S
+from executions.storable import StorableJSONDecoder
 from routing.models import AgentConfig
 
 LIST_LIMIT = 100
@@ -69,3 +73,75 @@ def execution_history(*, execution_id: int) -> list[ExecutionEvent]:
 
 def agents_enabled() -> QuerySet[AgentConfig]:
     return AgentConfig.objects.filter(enabled=True).order_by("name")
+
+
+# Tasks -------------------------------------------------------------------------------------
+#
+# A task's status is PENDING until its first execution, then its latest execution's state
+# (the highest id: executions are created in order, and a retry is a new attempt of the same
+# execution). It is read from the executions, never stored on the task.
+
+
+def task_status(*, task: Task) -> str:
+    state = Execution.objects.filter(task=task).order_by("-id").values_list("state", flat=True).first()
+    return state or S.PENDING
+
+
+def tasks_with_outcome() -> QuerySet[Task]:
+    """Tasks with their latest execution's outcome as columns: ``status`` (else PENDING), ``output`` and ``error``."""
+    latest = Execution.objects.filter(task=OuterRef("pk")).order_by("-id")
+    stored_json = JSONField(decoder=StorableJSONDecoder)
+    return Task.objects.annotate(
+        status=Coalesce(Subquery(latest.values("state")[:1]), Value(S.PENDING), output_field=CharField()),
+        output=Subquery(latest.values("result")[:1], output_field=stored_json),
+        error=Subquery(latest.values("error")[:1], output_field=stored_json),
+    )
+
+
+def task_get(*, task_id: int) -> Task | None:
+    return tasks_with_outcome().filter(pk=task_id).first()
+
+
+class JSONListHolds(Func):
+    """True when a JSON list column holds the text ``value``, in SQL on either database.
+
+    Django's ``contains`` lookup on a JSONField is PostgreSQL-only; SQLite needs ``json_each``.
+    """
+
+    output_field = BooleanField()
+
+    def __init__(self, column: str, value: str):
+        super().__init__(column, Value(value))
+
+    def _operands(self, compiler) -> tuple[str, str, tuple]:
+        column, value = (compiler.compile(expression) for expression in self.source_expressions)
+        return column[0], value[0], (*column[1], *value[1])
+
+    def as_sql(self, compiler, connection, **extra):
+        column, value, params = self._operands(compiler)
+        return f"EXISTS (SELECT 1 FROM json_each({column}) WHERE json_each.value = {value})", params
+
+    def as_postgresql(self, compiler, connection, **extra):
+        column, value, params = self._operands(compiler)
+        return f"({column} @> jsonb_build_array({value}::text))", params
+
+
+def task_list(
+    *,
+    name: str | None = None,
+    tags: Iterable[str] | str | None = None,
+    status: str | None = None,
+    limit: int = LIST_LIMIT,
+) -> list[Task]:
+    """Newest first, with their outcome (``tasks_with_outcome``), in one query: the tasks whose name
+    contains ``name`` (in any case), that carry every one of ``tags``, and whose status is ``status``."""
+    tasks = tasks_with_outcome().order_by("-id")
+    if name:
+        tasks = tasks.filter(name__icontains=name)
+    for tag in [tags] if isinstance(tags, str) else dict.fromkeys(tags or ()):
+        tasks = tasks.filter(JSONListHolds("tags", str(tag)))
+    if status:
+        if status not in S.values:
+            raise ValueError(f"Unknown task status {status!r}; use one of {', '.join(S.values)}.")
+        tasks = tasks.filter(status=status)
+    return list(tasks[:limit])

@@ -77,6 +77,8 @@ class RouteRequest:
 class AgentLoad:
     running: int = 0
     queued: int = 0
+    # Most executions it runs at once across all workers (its ``max_concurrency``); None: no limit.
+    capacity: int | None = None
 
     def utilisation(self, capacity: int) -> float:
         """Work on the agent relative to what it can run at once."""
@@ -113,6 +115,8 @@ class RoutingDecision:
     chosen: AgentConfig | None
     reason: str
     candidates: list[Candidate] = field(default_factory=list)
+    # The strategy found no agent that fits and the seed API's router chose one anyway (``strategies.fall_back``).
+    fallback: bool = False
 
     @property
     def agent_config_id(self) -> int | None:
@@ -125,7 +129,19 @@ class RoutingDecision:
             "chosen_id": self.agent_config_id,
             "reason": self.reason,
             "candidates": [candidate.as_dict() for candidate in self.candidates],
+            # Only when true: decisions stored before fallbacks existed read the same as ordinary ones.
+            **({"fallback": True} if self.fallback else {}),
         }
+
+
+@dataclass(frozen=True)
+class LatestRun:
+    """A task's latest execution as the router sees it: who ran it and whether it has ended."""
+
+    execution_id: int
+    agent_id: int
+    state: str
+    finished: bool
 
 
 class NoSuitableAgent(Exception):

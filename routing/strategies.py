@@ -207,6 +207,34 @@ def route_custom(
     return RoutingDecision(RoutingStrategy.CUSTOM, None, reason or f"{name} chose {what}", list(candidates))
 
 
+# Fallbacks ------------------------------------------------------------------------------------
+
+# The strategies whose fallback walks the rotation, so the router locks it as round robin does.
+ROTATING_FALLBACKS = frozenset({RoutingStrategy.CONTENT_MATCH, RoutingStrategy.CUSTOM})
+
+
+def fall_back(decision: RoutingDecision) -> RoutingDecision:
+    """An agent for a task no agent fits, as the seed framework's router gives one; marked ``fallback``.
+
+    Capability match takes its own best-ranked agent (best score, even 0; ties by load, then
+    rotation, then id: the order it ranks every task by); content match and a custom router
+    that chose nobody fall back to round robin. A free agent is preferred to one at capacity.
+    The decision is left as it is when it chose an agent or had no candidate at all.
+    """
+    if decision.chosen is not None or not decision.candidates:
+        return decision
+    if decision.strategy == RoutingStrategy.CAPABILITY_MATCH:
+        order, how = decision.candidates, "the best-scoring, least busy agent"
+    else:
+        order, how = sorted(decision.candidates, key=_rotation_key), "round robin"
+    free = [candidate for candidate in order if not candidate.saturated]
+    chosen = (free or order)[0]
+    reason = f"{decision.reason}; fell back to {how}: {chosen.agent.name}"
+    if not free:
+        reason += ", which is at capacity, so it waits for a slot"
+    return RoutingDecision(decision.strategy, chosen.agent, reason, decision.candidates, fallback=True)
+
+
 STRATEGIES: dict[str, Callable[..., RoutingDecision]] = {
     RoutingStrategy.ROUND_ROBIN: route_round_robin,
     RoutingStrategy.CAPABILITY_MATCH: route_by_capability,

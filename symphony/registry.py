@@ -16,10 +16,11 @@ from asgiref.sync import sync_to_async
 from executions.agent_activity import task_router
 from executions.models import Execution, Task
 from executions.models import ExecutionState as S
-from executions.services import execution_submit, task_create
+from executions.services import execution_submit
 from executions.state import FINISHED
+from executions.task_manager import TaskManager
 from routing.decisions import RoutingStrategy
-from routing.factory import AgentFactory, RunnableAgent
+from routing.factory import AsyncAgentFactory, RunnableAgent
 from routing.router import TaskRouter
 
 
@@ -31,19 +32,6 @@ class ExecutionFailed(Exception):
         detail = f": {error.get('type')}: {error.get('message')}" if error else ""
         super().__init__(f"Execution {execution.pk} ended {execution.state}{detail}")
         self.execution = execution
-
-
-class TaskManager:
-    async def create_task(self, *, name: str, description: str = "", input_data: Any = None, **fields) -> Task:
-        return await sync_to_async(task_create)(name=name, description=description, input_data=input_data, **fields)
-
-    async def get_task(self, task_id: int) -> Task:
-        return await Task.objects.aget(pk=task_id)
-
-
-class AsyncAgentFactory:
-    async def create_agent(self, agent_config_id: int) -> RunnableAgent:
-        return await sync_to_async(AgentFactory().create_agent)(agent_config_id)
 
 
 class EnhancedExecutor:

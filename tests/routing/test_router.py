@@ -8,7 +8,7 @@ from executions.agent_activity import task_router
 from executions.models import ExecutionState as S
 from executions.services import SubmitError, execution_submit, task_create
 from executions.state import transition
-from routing.decisions import NoSuitableAgent, RouteRequest, RoutingStrategy
+from routing.decisions import AgentLoad, NoSuitableAgent, RouteRequest, RoutingStrategy
 from routing.models import AgentConfig
 
 pytestmark = pytest.mark.django_db
@@ -204,11 +204,16 @@ def test_route_task_is_awaitable_as_in_the_seed(team):
     task = task_create(name="t", input_data={"query": "Review this Python function for security bugs"})
     router = task_router(RoutingStrategy.CONTENT_MATCH)
     assert async_to_sync(router.route_task)(task) == team["reviewer"].pk
+    assert router.last_decision.fallback is False
 
-    task.input_data = {"query": "Knit a scarf"}
+
+def test_the_projects_own_routing_still_refuses_a_task_nothing_fits(team):
+    task = task_create(name="t", input_data={"query": "Knit a scarf"})
+
     with pytest.raises(NoSuitableAgent) as refused:
-        async_to_sync(router.route_task)(task)
+        task_router(RoutingStrategy.CONTENT_MATCH).route(task)
     assert refused.value.decision.chosen is None
+    assert "fallback" not in refused.value.decision.as_dict()
 
 
 def test_route_dry_run_prints_the_candidates_and_runs_nothing(team, capsys):
@@ -235,3 +240,128 @@ def test_a_failing_or_missing_custom_router_is_a_clear_refusal(team, settings):
     settings.SYMPHONY_CUSTOM_ROUTER = "tests.routing.nowhere.router"
     with pytest.raises(SubmitError, match="The custom router 'tests.routing.nowhere.router' cannot be loaded"):
         execution_submit(input_data={"query": "x"}, strategy="custom")
+
+
+# The seed's router API: fallbacks, strategy switching and load tracking -------------------------
+
+
+def seed_route(router, task):
+    return async_to_sync(router.route_task)(task)
+
+
+def test_route_task_falls_back_to_round_robin_when_no_content_fits(team):
+    task = task_create(name="t", input_data={"query": "Knit a scarf"})
+    router = task_router(RoutingStrategy.CONTENT_MATCH)
+
+    chosen = [seed_route(router, task) for _ in range(3)]
+
+    assert chosen == [team["sql"].pk, team["translator"].pk, team["reviewer"].pk]
+    decision = router.last_decision
+    assert decision.fallback and decision.as_dict()["fallback"] is True
+    assert decision.reason == (
+        "nothing here fits: the query is unlike every agent's role, expertise and past tasks; "
+        "fell back to round robin: code-reviewer"
+    )
+
+
+def test_route_task_takes_the_best_scoring_least_busy_agent_when_no_capability_matches(db):
+    busy = agent("busy", expertise=["maps"])
+    idle = agent("idle", expertise=["weather"])
+    running(busy)
+    task = task_create(name="t", input_data={"query": "x"}, tags=["astronomy"])
+    router = task_router(RoutingStrategy.CAPABILITY_MATCH)
+
+    assert seed_route(router, task) == idle.pk
+    assert router.last_decision.fallback
+    assert router.last_decision.reason.endswith("; fell back to the best-scoring, least busy agent: idle")
+
+
+def test_route_task_answers_none_only_when_no_agent_is_enabled(db):
+    task = task_create(name="t", input_data={"query": "anything"})
+    router = task_router(RoutingStrategy.ROUND_ROBIN)
+    assert seed_route(router, task) is None
+
+    agent("off", enabled=False)
+    assert seed_route(router, task) is None
+    assert router.last_decision.chosen is None and not router.last_decision.fallback
+
+
+def test_set_strategy_switches_and_refuses_an_unknown_one(team):
+    task = task_create(name="t", input_data={"query": "translate to French"}, routing_strategy="content_match")
+    router = task_router(RoutingStrategy.CAPABILITY_MATCH)
+
+    router.set_strategy(RoutingStrategy.LOAD_BALANCED)
+    assert router.decide(task).strategy == "load_balanced"
+    with pytest.raises(ValueError, match="Unknown routing strategy 'fastest'; use one of round_robin, capability"):
+        router.set_strategy("fastest")
+    assert router.strategy == "load_balanced"
+
+    router.set_strategy(None)
+    assert router.decide(task).strategy == "content_match"
+
+
+def test_set_custom_router_takes_a_callable_or_a_dotted_path_and_switches_to_custom(team):
+    task = task_create(name="t", input_data={"query": "x"})
+    router = task_router(RoutingStrategy.ROUND_ROBIN)
+
+    router.set_custom_router(lambda request, candidates: "translator")
+    assert router.strategy == RoutingStrategy.CUSTOM
+    assert seed_route(router, task) == team["translator"].pk
+
+    router.set_custom_router("tests.routing.test_router.pick_the_reviewer")
+    assert seed_route(router, task) == team["reviewer"].pk
+    assert router.last_decision.reason == "security questions always go to review"
+
+    with pytest.raises(TypeError, match="not int"):
+        router.set_custom_router(42)
+    with pytest.raises(ValueError, match="cannot be loaded"):
+        router.set_custom_router("tests.routing.nowhere.router")
+
+
+def test_a_failing_custom_router_falls_back_to_round_robin_on_the_seed_api(team):
+    router = task_router()
+    router.set_custom_router(broken_router)
+    task = task_create(name="t", input_data={"query": "x"})
+
+    assert seed_route(router, task) == team["sql"].pk
+    assert router.last_decision.reason == (
+        "the custom router broken_router failed: KeyError: 'region'; fell back to round robin: sql-analyst"
+    )
+    with pytest.raises(NoSuitableAgent):
+        router.route(task)
+
+
+def test_agent_load_counts_running_and_queued_executions_with_the_capacity(db):
+    small = agent("small", max_concurrency=2)
+    free = agent("free")
+    running(small)
+    execution_submit(agent=small)
+    router = task_router()
+
+    assert async_to_sync(router.agent_load)(small.pk) == AgentLoad(running=1, queued=1, capacity=2)
+    assert async_to_sync(router.agent_load)(free.pk) == AgentLoad(running=0, queued=0, capacity=None)
+    with pytest.raises(AgentConfig.DoesNotExist, match="No agent config with id 999999"):
+        async_to_sync(router.agent_load)(999999)
+
+
+def test_mark_task_complete_reads_the_finished_execution_and_refuses_one_still_under_way(db):
+    worker = agent("worker", max_concurrency=3)
+    task = task_create(name="t", input_data={"query": "x"})
+    router = task_router()
+    mark = async_to_sync(router.mark_task_complete)
+
+    with pytest.raises(ValueError, match=f"Task {task.pk} has no execution to complete"):
+        mark(task)
+    execution = execution_submit(task=task, agent=worker)
+    transition(execution.pk, S.PREPARING, expected=[S.QUEUED])
+    transition(execution.pk, S.RUNNING, expected=[S.PREPARING])
+    with pytest.raises(ValueError, match=f"execution {execution.pk} is RUNNING, not finished"):
+        mark(task.pk)
+    assert async_to_sync(router.agent_load)(worker.pk).running == 1
+
+    transition(execution.pk, S.COMPLETED, expected=[S.RUNNING])
+
+    assert mark(task) == AgentLoad(running=0, queued=0, capacity=3)
+    assert mark(task.pk, worker.pk) == AgentLoad(running=0, queued=0, capacity=3)
+    with pytest.raises(ValueError, match=f"ran on agent config {worker.pk}, not 999999"):
+        mark(task, 999999)
