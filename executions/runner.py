@@ -48,7 +48,7 @@ from executions.services import (
 )
 from executions.state import TransitionError
 from executions.storable import storable_json
-from routing.factory import AgentFactory
+from routing.factory import AGENT_OVERRIDES_KEY, AgentFactory
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class ExecutionRunner:
         if shutdown.stop_requested():
             return RunOutcome(self._give_back(execution, S.PREPARING))
         try:
-            agent = AgentFactory().build(execution.agent)
+            agent = AgentFactory().build(execution.agent, overrides=execution.metadata.get(AGENT_OVERRIDES_KEY))
         except Exception as exc:
             return RunOutcome(self._fail(execution, exc, traceback.format_exc(), S.PREPARING))
         try:

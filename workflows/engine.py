@@ -13,8 +13,7 @@ chain or fan-out costs the same per step as a small one.
 """
 
 import logging
-from collections import deque
-from functools import lru_cache
+from collections import OrderedDict, deque
 from typing import Any
 
 from django.db.models import F
@@ -27,7 +26,16 @@ from executions.services import concurrency_group_create, execution_submit
 from executions.validation import SubmitError
 from routing.models import AgentConfig
 from workflows.expressions import ExpressionError, evaluate, is_true, render_template
-from workflows.models import STEP_ENDED, RunEvent, RunEventKind, StepRun, StepState, WorkflowRun, WorkflowStatus
+from workflows.models import (
+    STEP_ENDED,
+    RunEvent,
+    RunEventKind,
+    StepRun,
+    StepState,
+    WorkflowRun,
+    WorkflowStatus,
+    WorkflowVersion,
+)
 from workflows.spec import StepSpec, WorkflowSpec, parse_spec
 
 logger = logging.getLogger(__name__)
@@ -41,18 +49,34 @@ STEP_STATE_FOR = {
 }
 
 
-@lru_cache(maxsize=256)
-def _spec_for_version(version_id: int, spec_json: str) -> WorkflowSpec:
-    import json
+# Parsed definitions by version id: versions never change, and a large one (10,000 steps) is
+# worth reading and parsing once per process, not once per step that ends.
+_SPECS: OrderedDict[tuple, WorkflowSpec] = OrderedDict()
+SPECS_KEPT = 64
 
-    return parse_spec(json.loads(spec_json))
+
+def locked_run(run_id: int) -> WorkflowRun:
+    """The run, its row locked for the caller's transaction, with its version's identity (not its spec)."""
+    rows = WorkflowRun.objects.select_for_update(of=("self",)).select_related("version").defer("version__spec")
+    return rows.get(pk=run_id)
 
 
 def spec_of(run: WorkflowRun) -> WorkflowSpec:
-    """The run's definition, parsed once per version and process (versions never change)."""
-    import json
+    """The run's definition, parsed once per version and process.
 
-    return _spec_for_version(run.version_id, json.dumps(run.version.spec, sort_keys=True))
+    Keyed by the version's id and creation time: an id alone can come back after a
+    rolled-back transaction (SQLite reuses it), a version row never changes.
+    """
+    key = (run.version_id, run.version.created_at)
+    spec = _SPECS.get(key)
+    if spec is None:
+        spec = parse_spec(WorkflowVersion.objects.values_list("spec", flat=True).get(pk=run.version_id))
+        _SPECS[key] = spec
+        if len(_SPECS) > SPECS_KEPT:
+            _SPECS.popitem(last=False)
+    else:
+        _SPECS.move_to_end(key)
+    return spec
 
 
 def record(run: WorkflowRun, kind: str, *, step_id: str = "", actor=None, **data) -> RunEvent:
@@ -313,7 +337,7 @@ def step_execution_changed(execution_id: int, from_state: str, to_state: str) ->
     row = StepRun.objects.filter(execution_id=execution_id, superseded=False).select_related("run").first()
     if row is None:
         return
-    run = WorkflowRun.objects.select_for_update().get(pk=row.run_id)
+    run = locked_run(row.run_id)
     row.run = run
     if from_state == ES.FAILED:  # the execution was retried by hand: the step runs again
         step_changed(row, StepState.RUNNING, error=None)

@@ -22,8 +22,9 @@ from asgiref.sync import sync_to_async
 from django.db import transaction
 
 from executions.models import Execution, Task
-from executions.services import concurrency_group_create, execution_retry, execution_submit
+from executions.services import concurrency_group_create, execution_retry
 from executions.state import FINISHED
+from executions.task_manager import task_submit
 from workflows import engine, services
 from workflows.models import RunEventKind, WorkflowRun
 from workflows.services import WorkflowError
@@ -80,8 +81,7 @@ def _submit(task_id: int, agent, *, workflow_id: int | None, context: dict | Non
             if run is None:
                 raise WorkflowError(f"No workflow {workflow_id}.")
         metadata = {"context": context or {}, **({"workflow_id": workflow_id} if workflow_id else {})}
-        config = getattr(agent, "config", agent)
-        execution = execution_submit(task=task, agent=config, metadata=metadata, concurrency_group=group, **options)
+        execution = task_submit(task=task, agent=agent, metadata=metadata, concurrency_group=group, **options)
         if run is not None:
             services.workflow_task_submitted(run=run, task=task, execution=execution)
     return execution

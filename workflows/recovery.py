@@ -46,7 +46,7 @@ def repair_runs() -> int:
     )
     for run_id in stalled:
         with transaction.atomic():
-            run = WorkflowRun.objects.select_for_update().select_related("version").get(pk=run_id)
+            run = engine.locked_run(run_id)
             if run.status != WorkflowStatus.RUNNING:
                 continue
             before = (run.status, run.steps_ended)

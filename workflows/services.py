@@ -39,7 +39,7 @@ def _agent_exists(name: str) -> bool:
 
 def _locked(run: WorkflowRun | int) -> WorkflowRun:
     run_id = run.pk if isinstance(run, WorkflowRun) else run
-    return WorkflowRun.objects.select_for_update().select_related("version").get(pk=run_id)
+    return engine.locked_run(run_id)
 
 
 def _who(user) -> str:

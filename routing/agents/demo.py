@@ -6,6 +6,8 @@ Each is a ``python`` agent: ``f(input_data, ctx)``.
 import re
 from collections import Counter
 
+from routing.decisions import task_query
+
 WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)")
 STOPWORDS = frozenset(
@@ -33,10 +35,13 @@ def _syllables(word: str) -> int:
 
 
 def text_statistics(input_data, ctx):
-    """Statistics over ``input_data["text"]``: counts, top words and a readability score."""
-    text = (input_data or {}).get("text")
+    """Statistics over ``input_data["text"]`` (else the task's query, as in the seed's examples):
+    counts, top words and a readability score."""
+    text = (input_data or {}).get("text") if isinstance(input_data, dict) else None
     if not isinstance(text, str) or not text.strip():
-        raise ValueError('text_statistics needs {"text": "<some prose>"}.')
+        text = task_query(input_data)
+    if not text:
+        raise ValueError('text_statistics needs {"text": "<some prose>"} or a query.')
     ctx.progress(5, "Tokenising")
     words = WORD.findall(text)
     sentences = max(1, len(SENTENCE_END.findall(text)) or 1)
