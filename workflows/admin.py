@@ -11,9 +11,10 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.utils.html import format_html_join
 
 from executions.validation import SubmitError
-from workflows.models import RunEvent, StepRun, WorkflowDefinition, WorkflowRun, WorkflowVersion
+from workflows.models import RunEvent, StepRun, WorkflowDefinition, WorkflowRun
 from workflows.services import (
     WorkflowError,
     workflow_definition_check,
@@ -52,18 +53,6 @@ class DefinitionForm(forms.ModelForm):
         return source
 
 
-class VersionInline(admin.TabularInline):
-    model = WorkflowVersion
-    fields = ("number", "created_at", "created_by", "spec")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("-number",)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
 def _each(modeladmin, request, queryset, action, verb: str) -> None:
     done = 0
     for item in queryset:
@@ -86,8 +75,19 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
     form = DefinitionForm
     list_display = ("name", "description", "created_at")
     search_fields = ("name", "description")
-    inlines = [VersionInline]
+    readonly_fields = ("versions",)
     actions = [start_runs]
+
+    def get_fields(self, request, obj=None):
+        return ["source", "versions"] if obj else ["source"]
+
+    @admin.display(description="versions")
+    def versions(self, definition: WorkflowDefinition) -> str:
+        rows = definition.versions.select_related("created_by").order_by("-number")
+        return format_html_join(
+            "", "<div>v{} · {} · {} · {} run(s)</div>",
+            ((v.number, v.created_at, v.created_by or "-", v.runs.count()) for v in rows),
+        ) or "-"  # fmt: skip
 
     def get_form(self, request, obj=None, **kwargs):
         form = super().get_form(request, obj, **kwargs)
@@ -99,8 +99,6 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         obj.pk, obj.name = version.definition.pk, version.definition.name
         obj.refresh_from_db()
 
-    def save_related(self, request, form, formsets, change):
-        pass  # versions are written by the service, never through the inline
 
 
 class StepRunInline(admin.TabularInline):
