@@ -14,15 +14,18 @@ from django.contrib import admin, messages
 from django.utils.html import format_html_join
 
 from executions.validation import SubmitError
-from workflows.models import RunEvent, StepRun, WorkflowDefinition, WorkflowRun
+from workflows.models import RunEvent, StepRun, StepState, WorkflowDefinition, WorkflowRun
 from workflows.services import (
     WorkflowError,
     workflow_definition_check,
     workflow_definition_save,
     workflow_run_cancel,
     workflow_run_pause,
+    workflow_run_rerun,
     workflow_run_resume,
     workflow_run_start,
+    workflow_step_approve,
+    workflow_step_reject,
 )
 from workflows.spec import SpecError
 
@@ -141,6 +144,43 @@ def cancel_runs(modeladmin, request, queryset):
     _each(modeladmin, request, queryset, lambda run: workflow_run_cancel(run=run, by=request.user), "Cancelled")
 
 
+def _waiting_steps(run: WorkflowRun) -> list[str]:
+    return list(run.steps.filter(superseded=False, state=StepState.WAITING).values_list("step_id", flat=True))
+
+
+@admin.action(description="Approve the waiting approval steps of selected runs")
+def approve_steps(modeladmin, request, queryset):
+    def approve(run):
+        if not (steps := _waiting_steps(run)):
+            raise WorkflowError(f"Run {run.pk} has no step waiting for approval.")
+        for step_id in steps:
+            workflow_step_approve(run=run, step_id=step_id, by=request.user, comment="approved in the admin")
+
+    _each(modeladmin, request, queryset, approve, "Approved the waiting steps of")
+
+
+@admin.action(description="Reject the waiting approval steps of selected runs")
+def reject_steps(modeladmin, request, queryset):
+    def reject(run):
+        if not (steps := _waiting_steps(run)):
+            raise WorkflowError(f"Run {run.pk} has no step waiting for approval.")
+        for step_id in steps:
+            workflow_step_reject(run=run, step_id=step_id, by=request.user, comment="rejected in the admin")
+
+    _each(modeladmin, request, queryset, reject, "Rejected the waiting steps of")
+
+
+@admin.action(description="Re-run selected runs from their failed step (what succeeded is kept)")
+def rerun_from_failed(modeladmin, request, queryset):
+    def rerun(run):
+        failed = run.steps.filter(superseded=False, state__in=[StepState.FAILED, StepState.CANCELLED]).first()
+        if failed is None:
+            raise WorkflowError(f"Run {run.pk} has no failed or cancelled step to re-run from.")
+        workflow_run_rerun(run=run, from_step=failed.step_id, by=request.user)
+
+    _each(modeladmin, request, queryset, rerun, "Re-ran")
+
+
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "version", "status", "steps_ended", "created_by", "created_at", "finished_at")
@@ -148,7 +188,7 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     search_fields = ("id", "name")
     list_select_related = ("version__definition", "created_by")
     date_hierarchy = "created_at"
-    actions = [pause_runs, resume_runs, cancel_runs]
+    actions = [pause_runs, resume_runs, cancel_runs, approve_steps, reject_steps, rerun_from_failed]
     inlines = [StepRunInline, RunEventInline]
     readonly_fields = [field.name for field in WorkflowRun._meta.fields]
 

@@ -60,3 +60,23 @@ def test_the_run_page_in_the_admin_cannot_change_status(admin_client, make_agent
     admin_client.post(reverse("admin:workflows_workflowrun_change", args=[run.pk]), {"status": "COMPLETED"})
     run.refresh_from_db()
     assert run.status == WorkflowStatus.RUNNING
+
+
+def test_approve_reject_and_rerun_are_admin_actions(admin_client, make_agent, admin_user):
+    make_agent("echo")
+    make_agent("boom")
+    workflow_definition_save(source={"name": "ok", "steps": [{"id": "review", "approval": {"message": "?"}}]})
+    runs = reverse("admin:workflows_workflowrun_changelist")
+    approved, rejected = workflow_run_start(definition="ok"), workflow_run_start(definition="ok")
+    admin_client.post(runs, {"action": "approve_steps", "_selected_action": [approved.pk]})
+    admin_client.post(runs, {"action": "reject_steps", "_selected_action": [rejected.pk]})
+    approved.refresh_from_db()
+    rejected.refresh_from_db()
+    assert (approved.status, rejected.status) == (WorkflowStatus.COMPLETED, WorkflowStatus.FAILED)
+    assert approved.steps.get().decided_by == admin_user
+
+    admin_client.post(runs, {"action": "rerun_from_failed", "_selected_action": [rejected.pk]})
+    rejected.refresh_from_db()
+    assert rejected.status == WorkflowStatus.WAITING  # the approval step asks again
+    page = admin_client.post(runs, {"action": "rerun_from_failed", "_selected_action": [approved.pk]}, follow=True)
+    assert "no failed or cancelled step" in page.content.decode()

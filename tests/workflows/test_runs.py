@@ -10,6 +10,7 @@ from workflows.models import RunEvent, StepRun, StepState, WorkflowStatus
 from workflows.recovery import repair_runs
 from workflows.services import (
     WorkflowError,
+    workflow_definition_save,
     workflow_run_cancel,
     workflow_run_pause,
     workflow_run_rerun,
@@ -281,3 +282,21 @@ def test_plain_executions_are_untouched_by_workflows(make_agent, run):
     execution = run(execution_submit(agent=make_agent("echo")))
     assert execution.state == ES.COMPLETED and not StepRun.objects.exists()
     assert Execution.objects.count() == 1
+
+
+def test_steps_routed_by_capability_reach_the_matching_agents(demo_agents, work_off):
+    workflow_definition_save(source={"name": "routed", "steps": [
+        {"id": "analyse", "route": {"strategy": "capability_match", "tags": ["readability"]},
+         "input": {"text": "{{ input.text }}"}},
+        {"id": "wait", "route": {"strategy": "capability_match", "tags": ["slow"]}, "depends_on": ["analyse"],
+         "input": {"seconds": 0, "steps": 1}},
+    ]})  # fmt: skip
+    run = workflow_run_start(definition="routed", input={"text": "One. Two."})
+    work_off()
+
+    run.refresh_from_db()
+    steps = steps_of(run)
+    assert run.status == WorkflowStatus.COMPLETED
+    assert {step: row.execution.agent.name for step, row in steps.items()} == {"analyse": "text-stats", "wait": "slow"}
+    assert steps["analyse"].execution.routing["strategy"] == "capability_match"
+    assert steps["analyse"].output["sentences"] == 2
