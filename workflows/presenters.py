@@ -24,6 +24,17 @@ PREVIEW_CHARS = 120
 # The step table of a run with thousands of steps lists this many (in order) and counts the rest by state.
 STEP_TABLE_SHOWN = 500
 # Every partial of the run page that follows the run; the websocket pushes them all.
+# How the history says what someone did.
+ACTIONS_DONE = {
+    "start": "started",
+    "create": "created",
+    "pause": "paused",
+    "resume": "resumed",
+    "cancel": "cancelled",
+    "approve": "approved",
+    "reject": "rejected",
+    "rerun": "re-ran from",
+}
 RUN_PANELS = ("run-header", "run-decisions", "run-dag", "run-steps", "run-io", "run-rerun", "run-history")
 
 
@@ -158,13 +169,15 @@ def event_text(event: RunEvent) -> str:
     if event.kind == RunEventKind.STATUS:
         return f"run {data.get('from') or '—'} → {data.get('to')}"
     if event.kind == RunEventKind.STEP:
-        where = f"[{data['index'] - 1}]" if data.get("index") else ""
-        again = f" (iteration {data['iteration']})" if (data.get("iteration") or 1) > 1 else ""
+        index, iteration = data.get("index"), data.get("iteration")
+        where = f"[{index - 1}]" if isinstance(index, int) and index > 0 else ""
+        again = f" (iteration {iteration})" if isinstance(iteration, int) and iteration > 1 else ""
         return f"step {event.step_id}{where}{again}: {data.get('state')}"
     action = str(data.get("action", "action"))
-    target = f" {event.step_id}" if event.step_id else ""
+    done = ACTIONS_DONE.get(action, action)
+    target = f" step {event.step_id}" if event.step_id else ""
     comment = f": {data['comment']}" if data.get("comment") else ""
-    return f"{action}{target}{comment}"
+    return f"{done}{target}{comment}"
 
 
 def history(run_id: int) -> tuple[list[dict], int]:

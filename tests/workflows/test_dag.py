@@ -59,6 +59,21 @@ def test_an_edge_runs_from_the_source_s_right_side_to_the_target_s_left_side():
     assert path.startswith(f"M{start[0]:g},{start[1]:g} C") and path.endswith(f"{end[0]:g},{end[1]:g}")
 
 
+def test_an_edge_that_skips_layers_runs_where_no_step_is_in_its_way():
+    # The demo's shape: a fan-out, one branch longer, and a fan-in after it.
+    picture = layout([("a", []), ("b", []), ("long", ["a"]), ("join", ["a", "b", "long"])])
+    nodes = {node.id: node for node in picture.nodes}
+    lanes = {(edge.source.id, edge.target.id): edge.lane for edge in picture.edges}
+
+    # b's own height is free in the skipped layer; a's is where "long" stands, so it runs below it.
+    assert lanes[("b", "join")] == nodes["b"].y + NODE_HEIGHT / 2
+    assert lanes[("a", "join")] == nodes["long"].y + NODE_HEIGHT + ROW_GAP / 2
+    assert lanes[("a", "long")] is None and lanes[("long", "join")] is None
+    b_to_join = next(edge for edge in picture.edges if edge.source.id == "b")
+    assert f" L{nodes['join'].x - LAYER_GAP:g},{lanes[('b', 'join')]:g} " in b_to_join.path
+    assert picture.height >= lanes[("a", "join")] + MARGIN
+
+
 @pytest.mark.django_db
 def test_the_svg_has_one_node_per_step_coloured_by_its_state(define, work_off):
     define(
