@@ -1,4 +1,4 @@
-"""Live push: tell websocket consumers that an execution has new events.
+"""Live push: tell websocket consumers that an execution (or another group's subject) has new events.
 
 Pushes are hints, never the data: a consumer answers one by reading the event
 table after the last id it sent, so a dropped or repeated hint loses nothing
@@ -7,7 +7,9 @@ and sends nothing twice.
 With a shared channel layer (Redis) whoever commits an event sends the hint.
 With the in-memory layer, worker processes cannot reach the web process, so
 each web process runs one ``EventRelay`` that polls the table while anyone
-is watching.
+is watching. Layers above hint groups of their own (``publish_group``) and add
+their event tables to the relay (``register_relay_source``) without this
+module knowing them.
 """
 
 import asyncio
@@ -48,6 +50,15 @@ def publish(execution_id: int) -> None:
     sender.send(execution_id)
 
 
+def group_hint(group: str) -> dict:
+    return {"type": "group.changed", "group": group}
+
+
+def publish_group(group: str) -> None:
+    """Hint the consumers of any group (a layer above names its own) with ``group.changed``; returns at once."""
+    sender.send(group)
+
+
 class HintSender:
     """One thread per process sending hints through the channel layer on its own event loop.
 
@@ -56,8 +67,9 @@ class HintSender:
     times per execution (measured). Here a commit only notes an id; ids noted
     while a send is under way go out together, once each.
 
+    A hint is for an execution (its id) or for a group by name (a str).
     Hints are only hints, so nothing here may grow or stop for good: at most
-    ``limit`` distinct executions wait to be hinted and further ones are dropped
+    ``limit`` distinct executions or groups wait to be hinted and further ones are dropped
     (counted, and logged at most once per ``log_interval`` seconds), and a failure
     anywhere, getting the layer included, costs that batch and nothing after it.
     A dropped or failed hint is recovered like one lost at process exit: the
@@ -82,24 +94,25 @@ class HintSender:
     def start_over(self) -> None:
         """Fresh state: on creation, and in a forked child, which has the parent's state but not its thread."""
         self._ready = threading.Condition()
-        self._pending: dict[int, None] = {}  # an ordered set: a repeated id waits once
+        self._pending: dict[int | str, None] = {}  # an ordered set: a repeated id or group waits once
         self._thread: threading.Thread | None = None
 
     @property
     def pending(self) -> int:
-        """How many executions wait to be hinted."""
+        """How many executions and groups wait to be hinted."""
         with self._ready:
             return len(self._pending)
 
-    def send(self, execution_id: int) -> None:
+    def send(self, target: int | str) -> None:
+        """Note an execution id, or a group's name, to hint."""
         with self._ready:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="live-hints", daemon=True)
                 self._thread.start()
-            if execution_id not in self._pending and len(self._pending) >= self.limit:
+            if target not in self._pending and len(self._pending) >= self.limit:
                 self._drop()
                 return
-            self._pending[execution_id] = None
+            self._pending[target] = None
             self._ready.notify()
 
     def _drop(self) -> None:
@@ -108,14 +121,14 @@ class HintSender:
         now = time.monotonic()
         if self._last_drop_log is None or now - self._last_drop_log >= self.log_interval:
             logger.warning(
-                "Dropped %d live hints: %d executions already wait to be hinted (the channel layer is slow "
-                "or down); their pages catch up on their next change or reconnect",
+                "Dropped %d live hints: %d executions or groups already wait to be hinted (the channel layer "
+                "is slow or down); their pages catch up on their next change or reconnect",
                 self._dropped_unlogged,
                 self.limit,
             )
             self._last_drop_log, self._dropped_unlogged = now, 0
 
-    def _take(self) -> list[int]:
+    def _take(self) -> list[int | str]:
         with self._ready:
             while not self._pending:
                 self._ready.wait()
@@ -134,33 +147,72 @@ class HintSender:
                 if layer is not None:
                     loop.run_until_complete(_send_hints(layer, batch))
             except Exception:  # a lost hint is recovered by replay; keep the thread alive
-                logger.warning("Could not push live hints for executions %s", batch[:20], exc_info=True)
+                logger.warning("Could not push live hints for %s", batch[:20], exc_info=True)
 
 
 sender = HintSender()
 os.register_at_fork(after_in_child=sender.start_over)
 
 
-async def _send_hints(layer, execution_ids) -> None:
+async def _send_hints(layer, targets) -> None:
+    execution_ids = [target for target in targets if isinstance(target, int)]
     for execution_id in execution_ids:
         await layer.group_send(execution_group(execution_id), _hint(execution_id))
     for execution_id in execution_ids:
         await layer.group_send(ALL_EXECUTIONS_GROUP, _hint(execution_id))
+    for group in targets:
+        if isinstance(group, str):
+            await layer.group_send(group, group_hint(group))
+
+
+def rows_since(queryset, after_id: int | None, overlap: int, key: str) -> list[tuple[int, Any]]:
+    """``(id, key)`` of the rows from ``overlap`` ids before ``after_id`` on, in id order (at most 5,000).
+
+    ``after_id`` None is a relay starting up: it starts from the newest row, and
+    hints the recent ones too, so a row committed while the first consumer was
+    replaying is not missed.
+    """
+    close_old_connections()
+    if after_id is None:
+        after_id = queryset.order_by("-id").values_list("id", flat=True).first() or 0
+    return list(queryset.filter(id__gt=max(after_id - overlap, 0)).order_by("id").values_list("id", key)[:5000])
 
 
 def _events_since(after_id: int | None, overlap: int) -> list[tuple[int, int]]:
     from executions.models import ExecutionEvent
 
-    close_old_connections()
-    if after_id is None:
-        # Starting up: hint recent changes too, so an event committed while the
-        # first consumer was replaying is not missed.
-        after_id = ExecutionEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
-    return list(
-        ExecutionEvent.objects.filter(id__gt=max(after_id - overlap, 0))
-        .order_by("id")
-        .values_list("id", "execution_id")[:5000]
-    )
+    return rows_since(ExecutionEvent.objects.all(), after_id, overlap, "execution_id")
+
+
+# A relay source: ``fetch(after_id, overlap)`` gives ``(row id, group to hint)`` for the rows
+# committed after ``after_id`` (and ``overlap`` ids before it), in id order; ``rows_since`` does that.
+RelaySource = Callable[[int | None, int], list[tuple[int, str]]]
+relay_sources: list[RelaySource] = []
+
+
+def register_relay_source(fetch: RelaySource) -> RelaySource:
+    """Have the relay also poll ``fetch`` (once, usually from an AppConfig.ready) and hint the groups it names."""
+    if fetch not in relay_sources:
+        relay_sources.append(fetch)
+    return fetch
+
+
+class _Cursor:
+    """Where the relay is in one table: the last id read, and the ids already hinted in the overlap."""
+
+    def __init__(self, overlap: int):
+        self.last_id: int | None = None
+        self.seen: deque[int] = deque(maxlen=4 * overlap)
+
+    def fresh(self, rows: list[tuple[int, Any]]) -> list[Any]:
+        """The keys of the rows not hinted before, once each, in order; moves the cursor past ``rows``."""
+        fresh = [(row_id, key) for row_id, key in rows if row_id not in self.seen]
+        self.seen.extend(row_id for row_id, _ in fresh)
+        if rows:
+            self.last_id = max(self.last_id or 0, rows[-1][0])
+        elif self.last_id is None:
+            self.last_id = 0
+        return list(dict.fromkeys(key for _, key in fresh))
 
 
 class EventRelay:
@@ -173,8 +225,7 @@ class EventRelay:
     def __init__(self):
         self.watchers = 0
         self.task: asyncio.Task | None = None
-        self.last_id: int | None = None
-        self.seen: deque[int] = deque(maxlen=4 * self.OVERLAP)
+        self.cursors: dict[Callable, _Cursor] = {}
 
     async def watch(self) -> None:
         self.watchers += 1
@@ -186,21 +237,17 @@ class EventRelay:
 
     async def _run(self) -> None:
         layer = get_channel_layer()
-        fetch = sync_to_async(_events_since, thread_sensitive=False)
         while self.watchers > 0:
-            try:
-                rows = await fetch(self.last_id, self.OVERLAP)
-                fresh = [(eid, ex) for eid, ex in rows if eid not in self.seen]
-                self.seen.extend(eid for eid, _ in fresh)
-                if rows:
-                    self.last_id = max(self.last_id or 0, rows[-1][0])
-                elif self.last_id is None:
-                    self.last_id = 0
-                changed = list(dict.fromkeys(ex for _, ex in fresh))
-                if changed:
-                    await _send_hints(layer, changed)
-            except Exception:
-                logger.exception("Event relay poll failed; retrying")
+            # The executions' events hint execution ids; every other source names its groups.
+            for fetch in (_events_since, *relay_sources):
+                cursor = self.cursors.setdefault(fetch, _Cursor(self.OVERLAP))
+                try:
+                    rows = await sync_to_async(fetch, thread_sensitive=False)(cursor.last_id, self.OVERLAP)
+                    changed = cursor.fresh(rows)
+                    if changed:
+                        await _send_hints(layer, changed)
+                except Exception:
+                    logger.exception("Event relay poll of %s failed; retrying", getattr(fetch, "__name__", fetch))
             await asyncio.sleep(settings.SYMPHONY_RELAY_INTERVAL)
 
 

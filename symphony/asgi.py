@@ -16,7 +16,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from executions.ws_urls import websocket_urlpatterns  # noqa: E402
+from executions.ws_urls import websocket_urlpatterns as execution_routes  # noqa: E402
+from workflows.ws_urls import websocket_urlpatterns as workflow_routes  # noqa: E402
+
+# The executions' list ends with a catch-all that refuses any other path: it stays last.
+websocket_urlpatterns = workflow_routes + execution_routes
 
 application = ProtocolTypeRouter(
     {

@@ -2,8 +2,11 @@
 
 Layers follow the dependencies (a step sits one layer right of its deepest
 dependency); within a layer, steps are ordered by the mean position of what
-they depend on, which keeps most edges short and uncrossed. No JavaScript and
-no library: the page and every live push render the same template partial.
+they depend on, which keeps most edges short and uncrossed. An edge that skips
+layers runs straight through them, at its source's height where those layers
+leave it free, else below their lowest step, so it never passes behind a step
+it does not connect. No JavaScript and no library: the page and every live
+push render the same template partial.
 """
 
 from collections.abc import Iterable
@@ -31,18 +34,27 @@ class Node:
         return (self.state or "NOT_STARTED").lower()
 
 
+def _curve(x1: float, y1: float, x2: float, y2: float) -> str:
+    bend = (x2 - x1) / 2
+    return f"C{x1 + bend:g},{y1:g} {x2 - bend:g},{y2:g} {x2:g},{y2:g}"
+
+
 @dataclass
 class Edge:
     source: Node
     target: Node
+    lane: float | None = None  # the height an edge that skips layers runs at through them
 
     @property
     def path(self) -> str:
-        """A cubic curve from the source's right edge to the target's left edge."""
+        """From the source's right edge to the target's left edge: one curve, or curve, lane, curve."""
         x1, y1 = self.source.x + NODE_WIDTH, self.source.y + NODE_HEIGHT / 2
         x2, y2 = self.target.x, self.target.y + NODE_HEIGHT / 2
-        bend = (x2 - x1) / 2
-        return f"M{x1:g},{y1:g} C{x1 + bend:g},{y1:g} {x2 - bend:g},{y2:g} {x2:g},{y2:g}"
+        if self.lane is None:
+            return f"M{x1:g},{y1:g} {_curve(x1, y1, x2, y2)}"
+        into, out_of = x1 + LAYER_GAP, x2 - LAYER_GAP  # the first and last gap between layers
+        lane = self.lane
+        return f"M{x1:g},{y1:g} {_curve(x1, y1, into, lane)} L{out_of:g},{lane:g} {_curve(out_of, lane, x2, y2)}"
 
 
 @dataclass
@@ -75,13 +87,25 @@ def layout(steps: Iterable[tuple[str, Iterable[str]]]) -> Picture:
             node.x = MARGIN + number * (NODE_WIDTH + LAYER_GAP)
             node.y = MARGIN + row * (NODE_HEIGHT + ROW_GAP)
     edges = [Edge(nodes[dep], nodes[step_id]) for step_id, deps in parents.items() for dep in deps]
+    for edge in edges:
+        skipped = [node for number in range(edge.source.layer + 1, edge.target.layer) for node in layers[number]]
+        if skipped:
+            edge.lane = _lane(edge.source.y + NODE_HEIGHT / 2, skipped)
     tallest = max((len(members) for members in layers.values()), default=0)
+    height = 2 * MARGIN + tallest * NODE_HEIGHT + max(tallest - 1, 0) * ROW_GAP
     return Picture(
         nodes=list(nodes.values()),
         edges=edges,
         width=2 * MARGIN + len(layers) * NODE_WIDTH + max(len(layers) - 1, 0) * LAYER_GAP,
-        height=2 * MARGIN + tallest * NODE_HEIGHT + max(tallest - 1, 0) * ROW_GAP,
+        height=max([height, *(edge.lane + ROW_GAP / 2 + MARGIN for edge in edges if edge.lane is not None)]),
     )
+
+
+def _lane(height: float, skipped: list[Node]) -> float:
+    """``height`` if no step in the skipped layers is in the way there, else just below the lowest of them."""
+    if all(not node.y - ROW_GAP / 2 < height < node.y + NODE_HEIGHT + ROW_GAP / 2 for node in skipped):
+        return height
+    return max(node.y + NODE_HEIGHT for node in skipped) + ROW_GAP / 2
 
 
 def _mean(values: Iterable[int]) -> float:

@@ -26,6 +26,7 @@ from executions.services import concurrency_group_create, execution_submit
 from executions.validation import SubmitError
 from routing.models import AgentConfig
 from workflows.expressions import ExpressionError, evaluate, is_true, render_template
+from workflows.live import publish_run_on_commit
 from workflows.models import (
     STEP_ENDED,
     RunEvent,
@@ -80,7 +81,9 @@ def spec_of(run: WorkflowRun) -> WorkflowSpec:
 
 
 def record(run: WorkflowRun, kind: str, *, step_id: str = "", actor=None, **data) -> RunEvent:
-    return RunEvent.objects.create(run=run, kind=kind, step_id=step_id, actor=actor, data=data)
+    event = RunEvent.objects.create(run=run, kind=kind, step_id=step_id, actor=actor, data=data)
+    publish_run_on_commit(run.pk)
+    return event
 
 
 def set_status(run: WorkflowRun, status: str, *, actor=None, **data) -> None:

@@ -139,3 +139,37 @@ def test_repeated_hints_for_the_same_executions_wait_once_and_are_never_dropped(
     assert (sender.pending, sender.dropped) == (5, 0)
     layer.release()
     assert layer.wait_for(0, 1, 2, 3, 4)
+
+
+def test_a_group_named_by_a_layer_above_is_hinted_by_name_once_while_it_waits():
+    class GroupsLayer(InMemoryChannelLayer):
+        """Notes each (group, message); holds every send until the test opens the gate."""
+
+        def __init__(self):
+            super().__init__()
+            self.sent: list[tuple[str, dict]] = []
+            self.arrived = threading.Condition()
+            self.gate, self.holding = threading.Event(), threading.Event()
+
+        async def group_send(self, group, message):
+            self.holding.set()
+            self.gate.wait(WAIT)
+            with self.arrived:
+                self.sent.append((group, message))
+                self.arrived.notify_all()
+
+    layer = GroupsLayer()
+    sender = HintSender(layer=lambda: layer)
+    sender.send("workflow.1")
+    assert layer.holding.wait(WAIT)
+
+    for _ in range(3):
+        sender.send("workflow.7")
+    layer.gate.set()
+
+    with layer.arrived:
+        assert layer.arrived.wait_for(lambda: len(layer.sent) >= 2, WAIT)
+    assert layer.sent == [
+        ("workflow.1", {"type": "group.changed", "group": "workflow.1"}),
+        ("workflow.7", {"type": "group.changed", "group": "workflow.7"}),
+    ]
