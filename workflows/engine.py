@@ -214,8 +214,8 @@ def _submit(run: WorkflowRun, spec: WorkflowSpec, step: StepSpec, row: StepRun, 
     step_changed(row, StepState.RUNNING, execution=execution, task=execution.task)
 
 
-def _start(run: WorkflowRun, spec: WorkflowSpec, step: StepSpec) -> None:
-    """Start a step whose dependencies have all ended."""
+def _start(run: WorkflowRun, spec: WorkflowSpec, step: StepSpec) -> str:
+    """Start a step whose dependencies have all ended; returns the state the step is in now."""
     context = context_for(run, spec, step)
     if step.condition:
         try:
@@ -223,21 +223,22 @@ def _start(run: WorkflowRun, spec: WorkflowSpec, step: StepSpec) -> None:
         except ExpressionError as exc:
             row = StepRun.objects.create(run=run, step_id=step.id)
             _fail_row(row, "ExpressionError", f"condition: {exc}")
-            return
+            return row.state
         if not go:
             row = StepRun.objects.create(run=run, step_id=step.id)
             step_changed(row, StepState.SKIPPED, comment=f"condition false: {step.condition}")
-            return
+            return row.state
     if step.approval:
         row = StepRun.objects.create(run=run, step_id=step.id)
         step_changed(row, StepState.WAITING, comment=step.approval.message)
-        return
+        return row.state
     if step.map:
         _start_map(run, spec, step, context)
-        return
+        return step_outcome(step, current_rows(run, [step.id]).get(step.id, []))[0]
     row = StepRun.objects.create(run=run, step_id=step.id)
     extra = {"iteration": 1, "previous": None} if step.until else {}
     _submit(run, spec, step, row, {**context, **extra})
+    return row.state
 
 
 def _start_map(run: WorkflowRun, spec: WorkflowSpec, step: StepSpec, context: dict) -> None:
@@ -296,8 +297,7 @@ def advance(run: WorkflowRun, *, ended: list[str] | None = None, everything: boo
         deps = [step_outcome(spec.step(dep), rows.get(dep, []))[0] for dep in step.depends_on]
         if not all(state in STEP_ENDED for state in deps):
             continue
-        _start(run, spec, step)
-        state, _ = step_outcome(step, current_rows(run, [step.id]).get(step.id, []))
+        state = _start(run, spec, step)
         if state in STEP_ENDED:
             _step_ended(run, spec, step, state)
             candidates.extend(spec.dependents(step.id))
@@ -331,7 +331,8 @@ def _settle(run: WorkflowRun, spec: WorkflowSpec) -> None:
         WorkflowRun.objects.filter(pk=run.pk).update(output=run.output)
         set_status(run, WorkflowStatus.COMPLETED)
         return
-    waiting = StepRun.objects.filter(run=run, superseded=False, state=StepState.WAITING).exists()
+    # Only a definition with approval steps can wait; the others never pay for the question.
+    waiting = spec.has_approvals and StepRun.objects.filter(run=run, superseded=False, state=StepState.WAITING).exists()
     set_status(run, WorkflowStatus.WAITING if waiting else WorkflowStatus.RUNNING)
 
 
@@ -361,16 +362,23 @@ def step_execution_changed(execution_id: int, from_state: str, to_state: str) ->
         return
     spec = spec_of(run)
     step = spec.step(row.step_id)
-    before, _ = step_outcome(step, current_rows(run, [step.id]).get(step.id, []))
+    simple = not (step.map or step.until)  # one row is the whole step: its state is the step's
+    before = row.state if simple else step_outcome(step, current_rows(run, [step.id]).get(step.id, []))[0]
     step_changed(row, state, output=execution.result if state == StepState.COMPLETED else None, error=execution.error)
     if step.until and state == StepState.COMPLETED and _loop_again(run, spec, step, row):
         return
-    step_ended(run, spec, step, before=before)
+    step_ended(run, spec, step, before=before, after=state if simple else None)
 
 
-def step_ended(run: WorkflowRun, spec: WorkflowSpec, step: StepSpec, *, before: str | None, actor=None) -> None:
-    """After a step's row changed: if that ended the step (and it had not ended before), go on from it."""
-    after, _ = step_outcome(step, current_rows(run, [step.id]).get(step.id, []))
+def step_ended(
+    run: WorkflowRun, spec: WorkflowSpec, step: StepSpec, *, before: str | None, after: str | None = None
+) -> None:
+    """After a step's row changed: if that ended the step (and it had not ended before), go on from it.
+
+    ``after`` is the step's state now when the caller knows it; otherwise it is read from its rows.
+    """
+    if after is None:
+        after, _ = step_outcome(step, current_rows(run, [step.id]).get(step.id, []))
     if after in STEP_ENDED and before not in STEP_ENDED:
         _step_ended(run, spec, step, after)
         advance(run, ended=[step.id])

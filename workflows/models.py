@@ -143,7 +143,12 @@ class StepRun(models.Model):
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["execution"], name="step_run_execution")]
+        indexes = [
+            models.Index(fields=["execution"], name="step_run_execution"),
+            # The run's steps in a state (waiting approvals), and the repair pass's running steps.
+            models.Index(fields=["run", "state"], name="step_run_run_state"),
+            models.Index(fields=["state"], name="step_run_state", condition=Q(state="RUNNING", superseded=False)),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["run", "step_id", "index", "iteration"],

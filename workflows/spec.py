@@ -227,6 +227,10 @@ class WorkflowSpec:
         """Every step id after the steps it depends on; among steps ready together, file order."""
         return self._order
 
+    @cached_property
+    def has_approvals(self) -> bool:
+        return any(step.approval is not None for step in self.steps)
+
     def roots(self) -> tuple[str, ...]:
         """The steps that depend on nothing: a run starts with them."""
         return tuple(step.id for step in self.steps if not step.depends_on)
