@@ -51,8 +51,10 @@ test-services: install
 		echo "== PostgreSQL or Redis not reachable: skipped the services run (CI runs it)."; \
 	fi
 
+## Benchmarks (bench/README.md): throughput, then workflows. QUICK=1 runs the workflows one at 200/2,000 steps.
 bench: install
 	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/workflows.py $(if $(QUICK),--quick --output bench/results/workflows-quick.json)
 
 ## ruff, and the import contract in pyproject.toml: routing <- executions <- workflows <- symphony.
 lint: install
