@@ -121,3 +121,15 @@ def test_retry_is_only_for_failed_executions(make_agent, run):
     execution = run(execution_submit(agent=make_agent("echo")))
     with pytest.raises(Exception, match="is COMPLETED, not FAILED"):
         execution_retry(execution=execution)
+
+
+def test_cancel_after_a_claim_the_caller_did_not_see_still_cancels(make_agent):
+    from executions.claims import claim
+
+    execution = execution_submit(agent=make_agent("echo"))  # the page showed it QUEUED
+    assert claim(owner="host:1:1").pk == execution.pk  # a worker took it meanwhile
+
+    cancelled = execution_cancel(execution=execution)
+
+    assert cancelled.state == S.CANCELLED
+    assert cancelled.events.get(to_state=S.CANCELLED).from_state == S.PREPARING
