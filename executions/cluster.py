@@ -43,7 +43,7 @@ STOP_MARGIN_SECONDS = 2.0
 
 def stop_bound() -> float:
     """Seconds after a stop signal by which every process of a worker cluster has exited."""
-    return settings.SYMPHONY_STOP_GRACE_SECONDS + settings.SYMPHONY_CANCEL_GRACE_SECONDS + STOP_MARGIN_SECONDS
+    return settings.SYMPHONY_STOP_GRACE_SECONDS + shutdown.stop_cancel_grace() + STOP_MARGIN_SECONDS
 
 
 class WorkerCluster(Cluster):

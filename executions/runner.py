@@ -172,7 +172,7 @@ class ExecutionRunner:
                 stop = "stopping"
             if stop:
                 ctx._cancel()
-                allowed = settings.SYMPHONY_CANCEL_GRACE_SECONDS
+                allowed = shutdown.stop_cancel_grace() if stop == "stopping" else settings.SYMPHONY_CANCEL_GRACE_SECONDS
                 thread.join(max(0.0, min(allowed, self.lease.safe_until - time.monotonic())))
                 break
         left_running = thread.is_alive()

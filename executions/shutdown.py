@@ -7,6 +7,13 @@ the queue with its attempt not counted.
 
 import threading
 
+from django.conf import settings
+
+# On a stop, a running agent is given at most this long to answer its cancel (beside the
+# stop grace) before the worker puts its execution back and ends, so that every process
+# has gone within the grace and 5 s whatever SYMPHONY_CANCEL_GRACE_SECONDS is.
+STOP_CANCEL_SECONDS = 2.0
+
 stopping = threading.Event()
 
 
@@ -22,3 +29,8 @@ def request_stop() -> None:
 
 def stop_requested() -> bool:
     return stopping.is_set()
+
+
+def stop_cancel_grace() -> float:
+    """How long a stopping worker waits for a cancelled agent before it requeues and ends anyway."""
+    return min(settings.SYMPHONY_CANCEL_GRACE_SECONDS, STOP_CANCEL_SECONDS)

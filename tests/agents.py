@@ -159,3 +159,12 @@ def finishes_within_grace(input_data, ctx):
     shutdown.request_stop()
     ctx.sleep(0.1)
     return {"finished": True}
+
+
+def stops_and_ignores_cancel(input_data, ctx):
+    """Asks its worker to stop, then ignores cancellation for a while."""
+    from executions import shutdown
+
+    shutdown.request_stop()
+    time.sleep(input_data.get("seconds", 6))
+    return "too late"

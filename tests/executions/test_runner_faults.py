@@ -93,3 +93,18 @@ def test_a_stopping_worker_claims_nothing(make_agent):
     assert drain().ran == 0
     execution.refresh_from_db()
     assert execution.state == S.QUEUED
+
+
+@override_settings(SYMPHONY_STOP_GRACE_SECONDS=0.1, SYMPHONY_CANCEL_GRACE_SECONDS=30)
+def test_a_stopping_worker_waits_at_most_two_seconds_for_an_agent_that_ignores_the_cancel(make_agent, run):
+    from executions.shutdown import STOP_CANCEL_SECONDS, stop_cancel_grace
+
+    assert stop_cancel_grace() == STOP_CANCEL_SECONDS == 2.0
+    execution = execution_submit(agent=make_agent("stops_and_ignores_cancel"), max_attempts=1)
+    execution = run(execution)
+
+    # Still running: the runner gave up on it well before its 6 s sleep, let alone the 30 s
+    # cancel grace, and the worker ends its process to stop it.
+    assert execution.outcome.agent_left_running
+    assert (execution.state, execution.attempt) == (S.QUEUED, 1)
+    assert execution.not_before is not None  # not claimable before this process has ended

@@ -27,9 +27,8 @@ def stack(symphony: Stack) -> Stack:
     symphony.env.update(
         {
             "SYMPHONY_STOP_GRACE_SECONDS": str(GRACE),
-            # The agents here stop as soon as they are cancelled: a short cancel grace keeps
-            # the cluster's own hard bound (grace + cancel grace + margin) inside BUSY_EXIT_WITHIN.
-            "SYMPHONY_CANCEL_GRACE_SECONDS": "1",
+            # The default cancel grace (5 s): a stopping worker waits at most 2 s of it, so the
+            # cluster's own hard bound (grace + 2 + 2) stays inside BUSY_EXIT_WITHIN.
             "SYMPHONY_WORKERS": str(WORKERS),
         }
     )
