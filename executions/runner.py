@@ -84,6 +84,42 @@ def to_json_result(value: Any) -> tuple[Any, int]:
     return storable_json(json.loads(text))
 
 
+@dataclass
+class Prepared:
+    """An execution made ready to run: its agent built and RUNNING recorded, or why not."""
+
+    agent: Any = None
+    error: BaseException | None = None
+    traceback: str = ""
+    started: bool = False
+
+
+def build_agent(execution: Execution) -> Prepared:
+    try:
+        agent = AgentFactory().build(execution.agent, overrides=execution.metadata.get(AGENT_OVERRIDES_KEY))
+    except Exception as exc:
+        return Prepared(error=exc, traceback=traceback.format_exc())
+    return Prepared(agent=agent)
+
+
+def prepare(execution: Execution) -> Prepared:
+    """Build the agent and record RUNNING, inside the transaction that claimed the execution.
+
+    Building touches no database; an agent that cannot be built is left PREPARING
+    and its failure recorded by the runner, as before a separate start.
+    """
+    prepared = build_agent(execution)
+    if prepared.error is None:
+        try:
+            execution_start(execution_id=execution.pk, owner=execution.lease_owner)
+        except TransitionError as exc:
+            logger.warning("Execution %s not started: %s", execution.pk, exc)
+            return prepared
+        execution.state_written(S.RUNNING)
+        prepared.started = True
+    return prepared
+
+
 class ExecutionRunner:
     """One claimed execution, from PREPARING to its recorded end, under its own lease.
 
@@ -104,6 +140,8 @@ class ExecutionRunner:
         self.outcome: RunOutcome | None = None
         self.ours = True  # what the supervisor's last flush and heartbeat said
         self.end_retry_at: float | None = None  # recording the end failed: try again then
+        self._at_once = False  # recording inside the supervisor's transaction: no retries (finish_in)
+        self._taken = None  # the progress batch finish_in wrote, put back if its transaction rolls back
         self._end_by: float | None = None
 
     # One execution in a supervisor of its own ---------------------------------------
@@ -124,24 +162,32 @@ class ExecutionRunner:
     # Steps the supervisor takes ------------------------------------------------------
 
     def begin(self, execution: Execution) -> bool:
-        """Build the agent, record RUNNING and start it; False if it ended before it could run (``outcome``)."""
+        """Build the agent, record RUNNING and start it; False if it ended before it could run (``outcome``).
+
+        A claim may have done the first two already (``prepare``), in its own transaction.
+        """
         self.execution = execution
         self.execution_id = execution.pk
         self.lease = Lease(execution.pk, self.owner, taken_at=getattr(execution, "lease_taken_at", time.monotonic()))
+        prepared: Prepared | None = getattr(execution, "prepared", None)
         if shutdown.stop_requested():
-            self.outcome = RunOutcome(self._give_back(S.PREPARING))
+            self.outcome = RunOutcome(self._give_back(S.RUNNING if prepared and prepared.started else S.PREPARING))
             return False
-        try:
-            agent = AgentFactory().build(execution.agent, overrides=execution.metadata.get(AGENT_OVERRIDES_KEY))
-        except Exception as exc:
-            self.outcome = RunOutcome(self._fail(exc, traceback.format_exc(), S.PREPARING))
+        if prepared is None:
+            prepared = build_agent(execution)
+            if prepared.error is None:
+                try:
+                    self._record(lambda: execution_start(execution_id=self.execution_id, owner=self.owner), "start it")
+                    prepared.started = True
+                except (TransitionError, DatabaseUnavailable) as exc:
+                    logger.warning("Execution %s not started: %s", self.execution_id, exc)
+        if prepared.error is not None:
+            self.outcome = RunOutcome(self._fail(prepared.error, prepared.traceback, S.PREPARING))
             return False
-        try:
-            self._record(lambda: execution_start(execution_id=self.execution_id, owner=self.owner), "start it")
-        except (TransitionError, DatabaseUnavailable) as exc:
-            logger.warning("Execution %s not started: %s", self.execution_id, exc)
+        if not prepared.started:
             self.outcome = RunOutcome()
             return False
+        agent = prepared.agent
         self.started = time.monotonic()
         self.deadline = self.started + execution.timeout_seconds
         self.tracker = ProgressTracker(self.execution_id, owner=self.owner)
@@ -214,6 +260,32 @@ class ExecutionRunner:
         self.outcome = RunOutcome(state, left_running, exit_now=left_running and self.stop == "lease")
         return self.outcome
 
+    def finish_in(self) -> RunOutcome:
+        """Record the end of an agent that returned, inside the caller's transaction, with no retries.
+
+        The supervisor records the ends of several executions in one transaction. Any
+        database error is raised; the caller rolls back, calls ``unfinish`` and
+        records each end on its own (``finish``).
+        """
+        assert self.agent_done
+        self._at_once = True
+        try:
+            self._taken = self.tracker.take()
+            if self._taken is not None:
+                self.tracker.write(self._taken)
+            state = self._end(until=0.0, left_running=False)
+        finally:
+            self._at_once = False
+        self.outcome = RunOutcome(state)
+        return self.outcome
+
+    def unfinish(self) -> None:
+        """The transaction of ``finish_in`` was rolled back: nothing of it was written."""
+        if self._taken is not None:
+            self.tracker.put_back(self._taken)
+        self._taken = None
+        self.outcome = None
+
     def _end_until(self) -> float:
         if self._end_by is None:
             self._end_by = time.monotonic() + settings.SYMPHONY_DATABASE_RETRY_SECONDS
@@ -258,6 +330,8 @@ class ExecutionRunner:
         return self._complete(result, until=until)
 
     def _record(self, write, what: str, *, until: float | None = None):
+        if self._at_once:
+            return write()
         until = until if until is not None else time.monotonic() + settings.SYMPHONY_DATABASE_RETRY_SECONDS
         return with_reconnect(write, until=until, what=f"{what} (execution {self.execution_id})")
 

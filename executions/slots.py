@@ -45,7 +45,7 @@ from executions import shutdown, wakeups
 from executions.claims import claim_many, has_ready_work
 from executions.lease import CONNECTION_ERRORS, lock_wait_until, renew_leases, reset_connection
 from executions.models import Execution
-from executions.runner import ExecutionRunner, RunOutcome
+from executions.runner import ExecutionRunner, RunOutcome, prepare
 
 logger = logging.getLogger(__name__)
 
@@ -168,18 +168,44 @@ class SlotPool:
             self._write_progress(now)
         for runner in self.runners:
             runner.check(now, ours=runner.ours, grace_ends=self._grace_ends)
-        ended = 0
-        for runner in [runner for runner in self.runners if runner.ready_to_end(now)]:
-            if runner.end_retry_at is not None and now < runner.end_retry_at:
-                continue
-            outcome = self._finish(runner)
-            if outcome is None:
-                runner.end_retry_at = time.monotonic() + END_RETRY_SECONDS
-                continue
+        ready = [
+            runner
+            for runner in self.runners
+            if runner.ready_to_end(now) and (runner.end_retry_at is None or now >= runner.end_retry_at)
+        ]
+        ended = self._finish_together(ready)
+        for runner in ready:
+            if runner.outcome is None:
+                outcome = self._finish(runner)
+                if outcome is None:
+                    runner.end_retry_at = time.monotonic() + END_RETRY_SECONDS
+                    continue
+                ended.append(runner)
+        for runner in ended:
             self.runners.remove(runner)
-            ended += 1
-            self._ended(runner, outcome)
-        return ended
+            self._ended(runner, runner.outcome)
+        return len(ended)
+
+    def _finish_together(self, ready: list[ExecutionRunner]) -> list[ExecutionRunner]:
+        """Record the ends of agents that returned in one transaction: one commit for many ends.
+
+        On any error nothing of it stays and each end is recorded on its own, with retries.
+        """
+        together = [runner for runner in ready if runner.agent_done and runner.end_retry_at is None]
+        if len(together) < 2:
+            return []
+        try:
+            with lock_wait_until(self._write_by()), transaction.atomic():
+                for runner in together:
+                    runner.finish_in()
+        except Exception as exc:
+            if isinstance(exc, CONNECTION_ERRORS):
+                reset_connection()
+            logger.warning("Recording %d ends together failed (%s); recording each on its own", len(together), exc)
+            for runner in together:
+                runner.unfinish()
+            return []
+        return together
 
     def _finish(self, runner: ExecutionRunner) -> RunOutcome | None:
         write_by = self._write_by(runner)
@@ -249,7 +275,7 @@ class SlotPool:
     def _claim(self, free: int) -> list[Execution] | None:
         try:
             with lock_wait_until(self._write_by()):
-                return claim_many(owners=self.owners(), limit=min(free, CLAIM_BATCH))
+                return claim_many(owners=self.owners(), limit=min(free, CLAIM_BATCH), prepare=prepare)
         except CONNECTION_ERRORS as exc:
             # Nothing was claimed (the claim is one transaction).
             reset_connection()
