@@ -33,9 +33,13 @@ MAX_LOG_BYTES_PER_FLUSH = 1_000_000
 
 
 class ProgressTracker:
-    def __init__(self, execution_id: int, owner: str | None = None):
+    def __init__(self, execution_id: int, owner: str | None = None, on_first_output=None):
         self.execution_id = execution_id
         self.owner = owner
+        # Called (from the agent's thread) with the first fragment of streamed output: a
+        # reader waits for the first token, so the supervisor writes it at once, not at the tick.
+        self._on_first_output = on_first_output
+        self._streamed = False
         self._lock = threading.Lock()
         self.percent = 0.0
         self.step = ""
@@ -91,6 +95,9 @@ class ProgressTracker:
                 self._line_bytes += len(fragment)
             else:
                 self._dropped += 1
+            first, self._streamed = not self._streamed, True
+        if first and self._on_first_output is not None:
+            self._on_first_output()
 
     def record_usage(self, **counts: float) -> None:
         """Add to the execution's usage figures, e.g. ``prompt_tokens=12, completion_tokens=40``."""

@@ -161,7 +161,7 @@ class ExecutionRunner:
 
     # Steps the supervisor takes ------------------------------------------------------
 
-    def begin(self, execution: Execution) -> bool:
+    def begin(self, execution: Execution, *, on_first_output=None) -> bool:
         """Build the agent, record RUNNING and start it; False if it ended before it could run (``outcome``).
 
         A claim may have done the first two already (``prepare``), in its own transaction.
@@ -190,7 +190,7 @@ class ExecutionRunner:
         agent = prepared.agent
         self.started = time.monotonic()
         self.deadline = self.started + execution.timeout_seconds
-        self.tracker = ProgressTracker(self.execution_id, owner=self.owner)
+        self.tracker = ProgressTracker(self.execution_id, owner=self.owner, on_first_output=on_first_output)
         self.ctx = ExecutionContext(execution, self.tracker, self.deadline)
         self.future = start_agent(agent, self.ctx)
         return True

@@ -79,6 +79,8 @@ class SlotPool:
         self._next_flush = 0.0
         self._next_beat = 0.0
         self._last_spread = 0.0
+        # Done when an agent streamed its first output: wakes the supervisor to write it at once.
+        self._poke: futures.Future = futures.Future()
 
     def owners(self) -> Iterator[str]:
         while True:
@@ -139,8 +141,17 @@ class SlotPool:
 
     def _adopt(self, runner: ExecutionRunner, execution: Execution) -> None:
         runner.ours = True
-        if runner.begin(execution):
+        if runner.begin(execution, on_first_output=self._wake_up):
             self.runners.append(runner)
+
+    def _wake_up(self) -> None:
+        """From an agent's thread: write what it streamed now, not at the next tick."""
+        poke = self._poke
+        if not poke.done():
+            try:
+                poke.set_result(None)
+            except futures.InvalidStateError:
+                pass  # another agent woke it first
 
     def _stopping(self) -> bool:
         return shutdown.stop_requested() or self.recycle_reason is not None
@@ -158,10 +169,14 @@ class SlotPool:
         timeout = max(0.0, due - now if wait is None else min(wait, due - now))
         running = [runner.future for runner in self.runners if not runner.agent_done]
         if timeout > 0 and running:
-            futures.wait(running, timeout=timeout, return_when=futures.FIRST_COMPLETED)
+            futures.wait([*running, self._poke], timeout=timeout, return_when=futures.FIRST_COMPLETED)
         elif timeout > 0:
             time.sleep(timeout)  # only ends to try again later
         now = time.monotonic()
+        if self._poke.done():
+            # Replaced before the write: output streamed from now on wakes the next wait.
+            self._poke = futures.Future()
+            self._next_flush = now
         if self.stopping_since is None and self._stopping():
             self.stopping_since = now
         if now >= self._next_flush:

@@ -98,3 +98,14 @@ def test_an_agent_that_ignores_its_cancel_ends_the_worker_and_the_others_go_back
         execution.refresh_from_db()
         assert (execution.state, execution.attempt) == (S.QUEUED, 1)
         assert execution.events.filter(to_state=S.QUEUED, data__reason="requeued: worker stopping").exists()
+
+
+@override_settings(SYMPHONY_PROGRESS_FLUSH_SECONDS=60)
+def test_the_first_streamed_output_is_written_at_once_not_at_the_next_tick(make_agent):
+    execution = execution_submit(agent=make_agent("streams_then_waits_for_the_write"))
+
+    drain(budget=60)
+
+    execution.refresh_from_db()
+    assert execution.result == {"written_while_running": True}
+    assert execution.events.get(kind="output").data == {"text": "first"}
