@@ -18,7 +18,6 @@ import os
 import socket
 import threading
 import time
-import traceback
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +32,7 @@ from executions.errors import error_detail, exception_detail
 from executions.lease import DatabaseUnavailable, Lease, with_reconnect
 from executions.models import Execution
 from executions.models import ExecutionState as S
+from executions.preparation import Prepared, build_agent
 from executions.progress import ProgressTracker
 from executions.services import (
     execution_complete,
@@ -43,7 +43,6 @@ from executions.services import (
 )
 from executions.state import FINISHED, TransitionError
 from executions.storable import storable_json
-from routing.factory import AGENT_OVERRIDES_KEY, AgentFactory
 
 logger = logging.getLogger(__name__)
 
@@ -82,42 +81,6 @@ def to_json_result(value: Any) -> tuple[Any, int]:
     if len(text) > limit:  # ASCII: json.dumps escapes everything else
         raise InvalidResult(f"The agent's result is {len(text):,} bytes, over the {limit:,}-byte limit.")
     return storable_json(json.loads(text))
-
-
-@dataclass
-class Prepared:
-    """An execution made ready to run: its agent built and RUNNING recorded, or why not."""
-
-    agent: Any = None
-    error: BaseException | None = None
-    traceback: str = ""
-    started: bool = False
-
-
-def build_agent(execution: Execution) -> Prepared:
-    try:
-        agent = AgentFactory().build(execution.agent, overrides=execution.metadata.get(AGENT_OVERRIDES_KEY))
-    except Exception as exc:
-        return Prepared(error=exc, traceback=traceback.format_exc())
-    return Prepared(agent=agent)
-
-
-def prepare(execution: Execution) -> Prepared:
-    """Build the agent and record RUNNING, inside the transaction that claimed the execution.
-
-    Building touches no database; an agent that cannot be built is left PREPARING
-    and its failure recorded by the runner, as before a separate start.
-    """
-    prepared = build_agent(execution)
-    if prepared.error is None:
-        try:
-            execution_start(execution_id=execution.pk, owner=execution.lease_owner)
-        except TransitionError as exc:
-            logger.warning("Execution %s not started: %s", execution.pk, exc)
-            return prepared
-        execution.state_written(S.RUNNING)
-        prepared.started = True
-    return prepared
 
 
 class ExecutionRunner:

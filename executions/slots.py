@@ -45,7 +45,8 @@ from executions import shutdown, wakeups
 from executions.claims import claim_many, has_ready_work
 from executions.lease import CONNECTION_ERRORS, lock_wait_until, renew_leases, reset_connection
 from executions.models import Execution
-from executions.runner import ExecutionRunner, RunOutcome, prepare
+from executions.preparation import prepare
+from executions.runner import ExecutionRunner, RunOutcome
 
 logger = logging.getLogger(__name__)
 
@@ -90,6 +91,16 @@ class SlotPool:
 
     def drain(self, *, budget: float) -> DrainResult:
         """Claim and run ready executions for ``budget`` seconds, then run what is held to its end."""
+        try:
+            return self._drain(budget)
+        except BaseException:
+            if self.worker and any(not runner.agent_done for runner in self.runners):
+                # Unsupervised agents would outlive their leases and run again elsewhere: end them.
+                logger.exception("Worker %s: supervision failed with agents running; ending the process", os.getpid())
+                os._exit(1)
+            raise
+
+    def _drain(self, budget: float) -> DrainResult:
         result = DrainResult()
         started = time.monotonic()
         claiming, next_claim = True, started
@@ -141,7 +152,13 @@ class SlotPool:
 
     def _adopt(self, runner: ExecutionRunner, execution: Execution) -> None:
         runner.ours = True
-        if runner.begin(execution, on_first_output=self._wake_up):
+        try:
+            started = runner.begin(execution, on_first_output=self._wake_up)
+        except Exception:
+            # Not started: it stays under its lease until the dispatcher requeues it.
+            logger.exception("Execution %s could not be started", execution.pk)
+            return
+        if started:
             self.runners.append(runner)
 
     def _wake_up(self) -> None:
@@ -224,8 +241,15 @@ class SlotPool:
 
     def _finish(self, runner: ExecutionRunner) -> RunOutcome | None:
         write_by = self._write_by(runner)
-        with lock_wait_until(write_by):
-            return runner.finish(write_by=write_by)
+        try:
+            with lock_wait_until(write_by):
+                return runner.finish(write_by=write_by)
+        except Exception:
+            # An end the database refuses for good: the lease passes and the dispatcher decides.
+            logger.exception("Execution %s: its end could not be recorded", runner.execution_id)
+            running = not runner.agent_done
+            runner.outcome = RunOutcome(None, agent_left_running=running, exit_now=running)
+            return runner.outcome
 
     def _write_by(self, ending: ExecutionRunner | None = None) -> float | None:
         """When a write (for ``ending``, or of the pool's own) must give up so that the agents
@@ -295,6 +319,9 @@ class SlotPool:
             # Nothing was claimed (the claim is one transaction).
             reset_connection()
             logger.warning("Worker %s stops claiming: database unreachable (%s)", os.getpid(), exc)
+            return None
+        except Exception:
+            logger.exception("Worker %s stops claiming: the claim failed", os.getpid())
             return None
 
     def _spread(self) -> None:
