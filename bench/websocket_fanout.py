@@ -60,7 +60,7 @@ def parse_args():
     )  # fmt: skip
     parser.add_argument("--output", default=str(RESULTS), help=f"JSON results (default {RESULTS.relative_to(ROOT)})")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs, SQLite file)")
-    parser.add_argument("--profile", metavar="PATH", help="record daphne with py-spy while events flow (flamegraph SVG)")
+    parser.add_argument("--profile", metavar="PATH", help="py-spy collapsed stacks of daphne while events flow")
     parser.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy", help="py-spy executable")
     args = parser.parse_args()
     args.clients = args.clients or (50 if args.quick else 200)
@@ -236,7 +236,7 @@ async def watch(args, bench_dir: Path, procs, base_url: str, session: str, execu
     spy = None
     if args.profile:
         spy = subprocess.Popen(
-            [args.py_spy, "record", "--rate", "250", "--pid", str(web), "--output", args.profile],
+            [args.py_spy, "record", "--format", "raw", "--rate", "250", "--pid", str(web), "--output", args.profile],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         await asyncio.sleep(1.0)

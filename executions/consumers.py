@@ -14,14 +14,13 @@ nothing and no event is sent twice.
 
 import abc
 import asyncio
-import json
 import logging
 from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from executions import live, presenters, selectors
+from executions import feeds, live, presenters, selectors
 from executions.ids import ID_MAX
 from executions.models import ExecutionState
 
@@ -63,12 +62,6 @@ def _after(scope) -> int | None:
 @database_sync_to_async
 def _execution_exists(execution_id: int) -> bool:
     return selectors.execution_exists(execution_id=execution_id)
-
-
-@database_sync_to_async
-def _event_messages_after(execution_id: int, after_id: int) -> list[dict]:
-    events = selectors.execution_events_after(execution_id=execution_id, after_id=after_id, limit=EVENT_BATCH)
-    return [presenters.event_message(event) for event in events]
 
 
 @database_sync_to_async
@@ -155,7 +148,13 @@ class LiveConsumer(AsyncWebsocketConsumer, abc.ABC):
 
 
 class ExecutionEventsConsumer(LiveConsumer):
-    """Every event of one execution, once each, in id order: first those after ``?after=``, then live."""
+    """Every event of one execution, once each, in id order: first those after ``?after=``, then live.
+
+    The events come from the execution's feed, read once for every socket on it in
+    this process; a socket further behind than the feed remembers reads the table itself.
+    """
+
+    feed: feeds.ExecutionFeed | None = None
 
     async def prepare(self) -> bool:
         self.execution_id = int(self.scope["url_route"]["kwargs"]["execution_id"])
@@ -164,20 +163,30 @@ class ExecutionEventsConsumer(LiveConsumer):
         return self.cursor is not None and await _execution_exists(self.execution_id)
 
     async def catch_up(self) -> None:
-        await self.send_new_events()
+        self.feed = feeds.feed_join(self.execution_id)
+        await self.send_new_events(None)
 
     async def execution_changed(self, message) -> None:
-        await self.send_new_events()
+        await self.send_new_events(message.get("event"))
 
-    async def send_new_events(self) -> None:
+    async def send_new_events(self, event_id: int | None) -> None:
         # Handlers run one at a time per consumer, so the cursor needs no lock.
         while True:
-            messages = await _event_messages_after(self.execution_id, self.cursor)
-            for message in messages:
-                await self.send(text_data=json.dumps(message))
-                self.cursor = message["id"]
-            if len(messages) < EVENT_BATCH:
+            frames = await self.feed.frames_after(self.cursor, event_id)
+            behind = frames is None
+            if behind:
+                frames = await feeds.read_frames(self.execution_id, self.cursor)
+            for frame_id, text in frames:
+                await self.send(text_data=text)
+                self.cursor = frame_id
+            if not behind or len(frames) < feeds.READ_BATCH:
                 return
+
+    async def disconnect(self, code):
+        if self.feed is not None:
+            feeds.feed_leave(self.feed)
+            self.feed = None
+        await super().disconnect(code)
 
 
 class HtmlLiveConsumer(LiveConsumer):
