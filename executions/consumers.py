@@ -17,6 +17,7 @@ import asyncio
 import logging
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
@@ -127,6 +128,16 @@ class LiveConsumer(AsyncWebsocketConsumer, abc.ABC):
         await self.accept()
         await self.catch_up()
 
+    async def dispatch(self, message):
+        # Channels closes stale database connections before every handler, on the database
+        # thread: with 200 sockets on one execution, 200 thread hops per hint, a third of the web
+        # process's CPU (py-spy). Our handlers reach the database only through
+        # database_sync_to_async, which closes stale connections on that thread itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def disconnect(self, code):
         for group in self.live_groups:
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -142,16 +153,12 @@ class LiveConsumer(AsyncWebsocketConsumer, abc.ABC):
     async def catch_up(self) -> None:
         """Send what the client has not seen yet."""
 
-    @abc.abstractmethod
-    async def execution_changed(self, message) -> None:
-        """Answer a hint that an execution has new events."""
-
 
 class ExecutionEventsConsumer(LiveConsumer):
     """Every event of one execution, once each, in id order: first those after ``?after=``, then live.
 
-    The events come from the execution's feed, read once for every socket on it in
-    this process; a socket further behind than the feed remembers reads the table itself.
+    The socket follows the execution's feed, which alone hears the execution's hints in
+    this process and reads and encodes each new event once for every socket on it.
     """
 
     feed: feeds.ExecutionFeed | None = None
@@ -159,33 +166,21 @@ class ExecutionEventsConsumer(LiveConsumer):
     async def prepare(self) -> bool:
         self.execution_id = int(self.scope["url_route"]["kwargs"]["execution_id"])
         self.cursor = _after(self.scope)
-        self.live_groups = (live.execution_group(self.execution_id),)
         return self.cursor is not None and await _execution_exists(self.execution_id)
 
     async def catch_up(self) -> None:
-        self.feed = feeds.feed_join(self.execution_id)
-        await self.send_new_events(None)
+        self.feed = await feeds.feed_join(self.execution_id)
+        await self.feed.follow(self)
 
-    async def execution_changed(self, message) -> None:
-        await self.send_new_events(message.get("event"))
-
-    async def send_new_events(self, event_id: int | None) -> None:
-        # Handlers run one at a time per consumer, so the cursor needs no lock.
-        while True:
-            frames = await self.feed.frames_after(self.cursor, event_id)
-            behind = frames is None
-            if behind:
-                frames = await feeds.read_frames(self.execution_id, self.cursor)
-            for frame_id, text in frames:
-                await self.send(text_data=text)
-                self.cursor = frame_id
-            if not behind or len(frames) < feeds.READ_BATCH:
-                return
+    async def send_frame(self, event_id: int, text: str) -> None:
+        await self.send(text_data=text)
+        self.cursor = event_id
 
     async def disconnect(self, code):
         if self.feed is not None:
-            feeds.feed_leave(self.feed)
-            self.feed = None
+            feed, self.feed = self.feed, None
+            feed.unfollow(self)
+            await feeds.feed_leave(feed)
         await super().disconnect(code)
 
 
