@@ -7,6 +7,8 @@ nothing and no event is sent twice.
 
 - ``ExecutionEventsConsumer``: ``ws/executions/<id>/?after=<event id>`` for
   programs, one JSON event object (``ExecutionEvent.as_message()``) per message.
+  It follows the execution's feed (``feeds``), which hears the hints and reads
+  each new event once for every socket on that execution in this process.
 - ``ExecutionPageConsumer`` and ``ExecutionListConsumer``: the pages' htmx
   websockets; they push the pages' own partials with ``hx-swap-oob``, rendered
   once per burst of hints rather than once per event.

@@ -1,15 +1,18 @@
 """Live push: tell websocket consumers that an execution (or another group's subject) has new events.
 
-Pushes are hints, never the data: a consumer answers one by reading the event
-table after the last id it sent, so a dropped or repeated hint loses nothing
-and sends nothing twice.
+Pushes are hints, never the data: a consumer (or an execution's feed, see
+``feeds``) answers one by reading the event table after the last id it sent,
+so a dropped or repeated hint loses nothing and sends nothing twice. A hint
+names the newest event it is about, when known, so a reader that already has
+it need not read.
 
 With a shared channel layer (Redis) whoever commits an event sends the hint.
 With the in-memory layer, worker processes cannot reach the web process, so
 each web process runs one ``EventRelay`` that polls the table while anyone
-is watching. Layers above hint groups of their own (``publish_group``) and add
-their event tables to the relay (``register_relay_source``) without this
-module knowing them.
+is watching: on SQLite whenever the file's change counter moves (checked every
+``SYMPHONY_RELAY_WAKE_INTERVAL``), elsewhere every ``SYMPHONY_RELAY_INTERVAL``.
+Layers above hint groups of their own (``publish_group``) and add their event
+tables to the relay (``register_relay_source``) without this module knowing them.
 """
 
 import asyncio
