@@ -109,7 +109,8 @@ class ExecutionFeed:
         if self._listener is not None:
             self._listener.cancel()
         if self._channel is not None:
-            await self._layer.group_discard(live.execution_group(self.execution_id), self._channel)
+            with contextlib.suppress(Exception):  # a layer that is down forgets the membership by itself
+                await self._layer.group_discard(live.execution_group(self.execution_id), self._channel)
 
     async def _listen(self) -> None:
         failed = False
@@ -118,6 +119,15 @@ class ExecutionFeed:
                 message = await asyncio.wait_for(self._layer.receive(self._channel), RETRY_SECONDS if failed else None)
             except TimeoutError:
                 message = {}
+            except Exception:
+                # The layer is down (Redis restarting): come back to the group, which a restarted
+                # Redis forgot, then read whatever was committed meanwhile.
+                logger.warning("Lost the hints of execution %s; joining again", self.execution_id, exc_info=True)
+                await asyncio.sleep(RETRY_SECONDS)
+                with contextlib.suppress(Exception):
+                    await self._layer.group_add(live.execution_group(self.execution_id), self._channel)
+                failed = True
+                continue
             try:
                 # After a failure the hint that was lost is not known: read whatever is there.
                 await self._read_past(None if failed else message.get("event"))

@@ -10,7 +10,7 @@ import asyncio
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 
 from executions import feeds, live
 from executions.models import Execution, ExecutionEvent
@@ -169,3 +169,41 @@ async def test_sockets_leaving_mid_stream_do_not_disturb_the_others(execution, s
         assert [event["id"] for event in await receive_events(communicator, 1)] == ids[-1:]
         await communicator.disconnect()
     assert execution.pk not in feeds.feeds
+
+
+class LayerRestartingOnce(InMemoryChannelLayer):
+    """The in-memory layer, except that the next receive on the execution's group fails as a Redis restart
+    would: the group's members are forgotten and the listener's connection breaks."""
+
+    def __init__(self, group: str):
+        super().__init__()
+        self.group = group
+        self.restart = False
+        self.restarted = asyncio.Event()
+
+    async def receive(self, channel):
+        if self.restart and channel in self.groups.get(self.group, {}):
+            self.restart = False
+            self.groups.pop(self.group)
+            self.restarted.set()
+            raise ConnectionError("Connection closed by server.")
+        return await super().receive(channel)
+
+
+async def test_the_feed_comes_back_after_the_layer_restarts(execution, session, caplog, settings):
+    settings.SYMPHONY_EVENT_RELAY = True  # the layer stands in for Redis here: hints come from this loop's relay
+    layer = channel_layers.backends["default"] = LayerRestartingOnce(live.execution_group(execution.pk))
+    watcher = await connect(f"/ws/executions/{execution.pk}/?after=0", session)
+    await catch_up(watcher, execution.pk)
+
+    layer.restart = True  # takes effect when the feed next asks the layer
+    first = await add_log(execution.pk, "before the restart")
+    assert [event["id"] for event in await receive_events(watcher, 1)] == [first]
+    await asyncio.wait_for(layer.restarted.wait(), 5)
+    second = await add_log(execution.pk, "while the layer was down")
+
+    assert [event["id"] for event in await receive_events(watcher, 1)] == [second]
+    third = await add_log(execution.pk, "after the restart")
+    assert [event["id"] for event in await receive_events(watcher, 1)] == [third]
+    assert "Lost the hints of execution" in caplog.text
+    await watcher.disconnect()
