@@ -17,6 +17,7 @@ nothing and no event is sent twice.
 import abc
 import asyncio
 import logging
+import time
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
@@ -26,6 +27,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from executions import feeds, live, presenters, selectors
 from executions.ids import ID_MAX
 from executions.models import ExecutionState
+from executions.renders import SharedRenders
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ def _after(scope) -> int | None:
     cursor = int(raw)
     return cursor if cursor <= ID_MAX else None
 
+
+page_renders = SharedRenders()
 
 # Reads ---------------------------------------------------------------------------------
 
@@ -192,11 +196,14 @@ class HtmlLiveConsumer(LiveConsumer):
     coalesce_seconds = COALESCE_SECONDS
     _flusher: asyncio.Task | None = None
     _dirty = False
+    hinted_at = 0.0  # time.monotonic() of the newest change this socket was told of: a render must start later
 
     async def catch_up(self) -> None:
+        self.hinted_at = time.monotonic()  # subscribed already: what was committed before now must show
         await self.push()
 
     async def execution_changed(self, message) -> None:
+        self.hinted_at = time.monotonic()
         self._dirty = True
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
@@ -235,7 +242,10 @@ class ExecutionPageConsumer(HtmlLiveConsumer):
         return self.cursor is not None and await _execution_exists(self.execution_id)
 
     async def render(self) -> list[str]:
-        html, self.cursor = await _detail_push(self.execution_id, self.cursor)
+        # Every socket on the page at the same cursor wants the same HTML: rendered once for all of them.
+        html, self.cursor = await page_renders.get(
+            (self.execution_id, self.cursor), self.hinted_at, lambda: _detail_push(self.execution_id, self.cursor)
+        )
         return [html] if html else []
 
 
