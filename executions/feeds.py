@@ -9,8 +9,8 @@ alone is subscribed to the group; on a hint it reads the events after the
 newest one it holds, once, and sends the encoded frames to every socket that
 is caught up ("live" followers).
 
-A socket that connects, or is further behind than the ``KEEP`` frames the feed
-remembers (a reconnect with an old ``?after=``), catches up first: from the
+A socket that connects, or is further behind than the frames the feed
+remembers (``KEEP``, ``KEEP_CHARS``) (a reconnect with an old ``?after=``), catches up first: from the
 feed's frames where it can, else from the table itself, as every socket did
 before; then it joins the live followers with no await in between, so no event
 is lost, repeated or reordered. A hint names its newest event (``event``); a
@@ -71,12 +71,14 @@ class ExecutionFeed:
     """
 
     KEEP = 2000
+    KEEP_CHARS = 8_000_000  # a log event may carry up to a megabyte of lines
 
     def __init__(self, execution_id: int):
         self.execution_id = execution_id
         self.base: int | None = None  # None until the first read says where the execution is
         self.last = 0
         self.frames: deque[tuple[int, str]] = deque()
+        self.chars = 0
         self.live: set[Follower] = set()
         self.users = 0
         self.reads_started = 0
@@ -201,9 +203,11 @@ class ExecutionFeed:
                 frames = await read_frames(self.execution_id, self.last)
                 if frames:
                     self.frames.extend(frames)
+                    self.chars += sum(len(text) for _, text in frames)
                     self.last = frames[-1][0]
-                    while len(self.frames) > self.KEEP:
-                        self.base = self.frames.popleft()[0]
+                    while len(self.frames) > self.KEEP or self.chars > self.KEEP_CHARS:
+                        self.base, text = self.frames.popleft()
+                        self.chars -= len(text)
                     await self._push(frames)
                 if len(frames) < READ_BATCH:
                     return

@@ -114,8 +114,9 @@ async def test_a_new_event_is_read_once_for_all_the_sockets_on_it(execution, ses
     assert execution.pk not in feeds.feeds, "the feed outlived its last socket"
 
 
-async def test_a_socket_older_than_the_feed_remembers_reads_the_table(execution, session, monkeypatch):
-    monkeypatch.setattr(feeds.ExecutionFeed, "KEEP", 3)
+@pytest.mark.parametrize("limit", [("KEEP", 3), ("KEEP_CHARS", 600)], ids=["frames", "characters"])
+async def test_a_socket_older_than_the_feed_remembers_reads_the_table(execution, session, monkeypatch, limit):
+    monkeypatch.setattr(feeds.ExecutionFeed, *limit)
     watcher = await connect(f"/ws/executions/{execution.pk}/?after=0", session)
     await catch_up(watcher, execution.pk)
     first = (await event_ids(execution.pk))[0]
