@@ -278,6 +278,7 @@ async def watch(args, bench_dir: Path, procs, base_url: str, session: str, execu
         "events_in_table": len(expected),
         "live_events": live_events,
         "connect_seconds": round(connect_seconds, 2),
+        "clients_closed_early": sum(1 for c in clients if c.error),
         "errors": [c.error for c in clients if c.error][:5],
         "delivery": delivery(clients, expected),
         "created_to_received": percentiles(from_row),
@@ -301,6 +302,8 @@ def rows_of(results: dict) -> list[dict]:
     for key in ("lost", "duplicated", "out_of_order"):
         rows.append({"what": f"events {key.replace('_', ' ')}", "value": lost[key], "unit": "events",
                      "target": "0", "met": lost[key] == 0})  # fmt: skip
+    closed = m["clients_closed_early"]
+    rows.append({"what": "sockets closed early", "value": closed, "unit": "clients", "target": "0", "met": not closed})
     rows.append({"what": "agent line -> client p99", "value": m["agent_stamp_to_received"].get("p99_ms"), "unit": "ms"})
     rows.append({"what": "web CPU per delivered frame", "value": m["web_cpu_us_per_frame"], "unit": "us"})
     rows.append({"what": "web CPU while watched, idle", "value": m["web_cpu_idle_percent"], "unit": "% of a core"})
