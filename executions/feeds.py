@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from channels.db import database_sync_to_async
@@ -46,16 +47,23 @@ class Follower(Protocol):
     async def send_frame(self, event_id: int, text: str) -> None: ...
 
 
-@database_sync_to_async
 def _newest_event_id(execution_id: int) -> int:
     return selectors.execution_last_event_id(execution_id=execution_id)
 
 
-@database_sync_to_async
-def read_frames(execution_id: int, after_id: int) -> list[tuple[int, str]]:
+def _frames_after(execution_id: int, after_id: int) -> list[tuple[int, str]]:
     """``(id, JSON text)`` of the execution's events after ``after_id``, oldest first: what the socket sends."""
     events = selectors.execution_events_after(execution_id=execution_id, after_id=after_id, limit=READ_BATCH)
     return [(event.pk, encode(event)) for event in events]
+
+
+# A socket replaying from an old ``?after=`` reads the table itself, 500 events a read, on the
+# process's database thread. The feed's reads, which every caught-up socket waits for, have a
+# thread (and a database connection) of their own, so they never queue behind a replay.
+_live_reads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="live-feed-reads")
+read_frames = database_sync_to_async(_frames_after)
+_read_new_frames = database_sync_to_async(_frames_after, thread_sensitive=False, executor=_live_reads)
+_read_newest_event_id = database_sync_to_async(_newest_event_id, thread_sensitive=False, executor=_live_reads)
 
 
 def encode(event: ExecutionEvent) -> str:
@@ -197,10 +205,10 @@ class ExecutionFeed:
         number = self.reads_started
         try:
             if self.base is None:
-                self.base = self.last = await _newest_event_id(self.execution_id)
+                self.base = self.last = await _read_newest_event_id(self.execution_id)
                 return
             while True:
-                frames = await read_frames(self.execution_id, self.last)
+                frames = await _read_new_frames(self.execution_id, self.last)
                 if frames:
                     self.frames.extend(frames)
                     self.chars += sum(len(text) for _, text in frames)

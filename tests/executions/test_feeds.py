@@ -7,8 +7,10 @@ Redis the writer hints it on commit.
 """
 
 import asyncio
+import threading
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 
@@ -46,13 +48,15 @@ def execution(make_agent) -> Execution:
     return execution
 
 
-@database_sync_to_async
-def add_log(execution_id: int, line: str) -> int:
+def write_log(execution_id: int, line: str) -> int:
     """What a worker's tracker does with a log line: one committed event, hinted on commit with a shared layer."""
     tracker = ProgressTracker(execution_id)
     tracker.log(line)
     assert tracker.flush()
     return ExecutionEvent.objects.filter(execution_id=execution_id).latest("id").pk
+
+
+add_log = database_sync_to_async(write_log)
 
 
 async def connect(path: str, session: str):
@@ -151,6 +155,23 @@ async def test_a_socket_that_does_not_read_holds_up_nobody(execution, session):
     assert [event["id"] for event in await receive_events(stalled, len(ids))] == ids
     for communicator in (stalled, reader):
         await communicator.disconnect()
+
+
+async def test_live_events_do_not_wait_for_the_database_thread(execution, session):
+    watcher = await connect(f"/ws/executions/{execution.pk}/?after=0", session)
+    await catch_up(watcher, execution.pk)
+    # Hold the process's database thread, as a long replay from an old ?after= would.
+    gate = threading.Event()
+    busy = asyncio.ensure_future(sync_to_async(gate.wait)(30))
+    try:
+        event_id = await asyncio.to_thread(write_log, execution.pk, "while the database thread is busy")
+
+        assert [event["id"] for event in await receive_events(watcher, 1)] == [event_id]
+        assert not busy.done()
+    finally:
+        gate.set()
+        await busy
+    await watcher.disconnect()
 
 
 async def test_sockets_leaving_mid_stream_do_not_disturb_the_others(execution, session):
