@@ -7,6 +7,8 @@ nothing and no event is sent twice.
 
 - ``ExecutionEventsConsumer``: ``ws/executions/<id>/?after=<event id>`` for
   programs, one JSON event object (``ExecutionEvent.as_message()``) per message.
+  It follows the execution's feed (``feeds``), which hears the hints and reads
+  each new event once for every socket on that execution in this process.
 - ``ExecutionPageConsumer`` and ``ExecutionListConsumer``: the pages' htmx
   websockets; they push the pages' own partials with ``hx-swap-oob``, rendered
   once per burst of hints rather than once per event.
@@ -14,16 +16,18 @@ nothing and no event is sent twice.
 
 import abc
 import asyncio
-import json
 import logging
+import time
 from urllib.parse import parse_qs
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from executions import live, presenters, selectors
+from executions import feeds, live, presenters, selectors
 from executions.ids import ID_MAX
 from executions.models import ExecutionState
+from executions.renders import SharedRenders
 
 logger = logging.getLogger(__name__)
 
@@ -57,18 +61,14 @@ def _after(scope) -> int | None:
     return cursor if cursor <= ID_MAX else None
 
 
+page_renders = SharedRenders()
+
 # Reads ---------------------------------------------------------------------------------
 
 
 @database_sync_to_async
 def _execution_exists(execution_id: int) -> bool:
     return selectors.execution_exists(execution_id=execution_id)
-
-
-@database_sync_to_async
-def _event_messages_after(execution_id: int, after_id: int) -> list[dict]:
-    events = selectors.execution_events_after(execution_id=execution_id, after_id=after_id, limit=EVENT_BATCH)
-    return [presenters.event_message(event) for event in events]
 
 
 @database_sync_to_async
@@ -134,6 +134,16 @@ class LiveConsumer(AsyncWebsocketConsumer, abc.ABC):
         await self.accept()
         await self.catch_up()
 
+    async def dispatch(self, message):
+        # Channels closes stale database connections before every handler, on the database
+        # thread: with 200 sockets on one execution, 200 thread hops per hint, a third of the web
+        # process's CPU (py-spy). Our handlers reach the database only through
+        # database_sync_to_async, which closes stale connections on that thread itself.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def disconnect(self, code):
         for group in self.live_groups:
             await self.channel_layer.group_discard(group, self.channel_name)
@@ -149,35 +159,35 @@ class LiveConsumer(AsyncWebsocketConsumer, abc.ABC):
     async def catch_up(self) -> None:
         """Send what the client has not seen yet."""
 
-    @abc.abstractmethod
-    async def execution_changed(self, message) -> None:
-        """Answer a hint that an execution has new events."""
-
 
 class ExecutionEventsConsumer(LiveConsumer):
-    """Every event of one execution, once each, in id order: first those after ``?after=``, then live."""
+    """Every event of one execution, once each, in id order: first those after ``?after=``, then live.
+
+    The socket follows the execution's feed, which alone hears the execution's hints in
+    this process and reads and encodes each new event once for every socket on it.
+    """
+
+    feed: feeds.ExecutionFeed | None = None
 
     async def prepare(self) -> bool:
         self.execution_id = int(self.scope["url_route"]["kwargs"]["execution_id"])
         self.cursor = _after(self.scope)
-        self.live_groups = (live.execution_group(self.execution_id),)
         return self.cursor is not None and await _execution_exists(self.execution_id)
 
     async def catch_up(self) -> None:
-        await self.send_new_events()
+        self.feed = await feeds.feed_join(self.execution_id)
+        await self.feed.follow(self)
 
-    async def execution_changed(self, message) -> None:
-        await self.send_new_events()
+    async def send_frame(self, event_id: int, text: str) -> None:
+        await self.send(text_data=text)
+        self.cursor = event_id
 
-    async def send_new_events(self) -> None:
-        # Handlers run one at a time per consumer, so the cursor needs no lock.
-        while True:
-            messages = await _event_messages_after(self.execution_id, self.cursor)
-            for message in messages:
-                await self.send(text_data=json.dumps(message))
-                self.cursor = message["id"]
-            if len(messages) < EVENT_BATCH:
-                return
+    async def disconnect(self, code):
+        if self.feed is not None:
+            feed, self.feed = self.feed, None
+            feed.unfollow(self)
+            await feeds.feed_leave(feed)
+        await super().disconnect(code)
 
 
 class HtmlLiveConsumer(LiveConsumer):
@@ -186,11 +196,14 @@ class HtmlLiveConsumer(LiveConsumer):
     coalesce_seconds = COALESCE_SECONDS
     _flusher: asyncio.Task | None = None
     _dirty = False
+    hinted_at = 0.0  # time.monotonic() of the newest change this socket was told of: a render must start later
 
     async def catch_up(self) -> None:
+        self.hinted_at = time.monotonic()  # subscribed already: what was committed before now must show
         await self.push()
 
     async def execution_changed(self, message) -> None:
+        self.hinted_at = time.monotonic()
         self._dirty = True
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
@@ -229,7 +242,10 @@ class ExecutionPageConsumer(HtmlLiveConsumer):
         return self.cursor is not None and await _execution_exists(self.execution_id)
 
     async def render(self) -> list[str]:
-        html, self.cursor = await _detail_push(self.execution_id, self.cursor)
+        # Every socket on the page at the same cursor wants the same HTML: rendered once for all of them.
+        html, self.cursor = await page_renders.get(
+            (self.execution_id, self.cursor), self.hinted_at, lambda: _detail_push(self.execution_id, self.cursor)
+        )
         return [html] if html else []
 
 

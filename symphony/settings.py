@@ -253,6 +253,8 @@ SYMPHONY_CUSTOM_ROUTER = os.environ.get("SYMPHONY_CUSTOM_ROUTER", "")
 # relays committed events from the database. A shared layer (Redis) needs no relay.
 SYMPHONY_EVENT_RELAY = env_bool("SYMPHONY_EVENT_RELAY", not REDIS_URL)
 SYMPHONY_RELAY_INTERVAL = env_float("SYMPHONY_RELAY_INTERVAL", 0.1)
+# On SQLite the relay polls the table only when the file's change counter moved, asked this often.
+SYMPHONY_RELAY_WAKE_INTERVAL = env_float("SYMPHONY_RELAY_WAKE_INTERVAL", 0.005)
 
 # One django-q2 task drains for SYMPHONY_DRAIN_SECONDS, then runs its last execution to the end.
 _q_timeout = int(SYMPHONY_DRAIN_SECONDS + SYMPHONY_MAX_TIMEOUT + SYMPHONY_CANCEL_GRACE_SECONDS + 60)

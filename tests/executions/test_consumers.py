@@ -13,7 +13,7 @@ from channels.layers import channel_layers, get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 
-from executions import live
+from executions import feeds, live
 from executions.models import EventKind, Execution, ExecutionEvent
 from executions.models import ExecutionState as S
 from executions.progress import ProgressTracker
@@ -29,8 +29,9 @@ ORIGIN = (b"origin", b"http://127.0.0.1")
 
 @pytest.fixture(autouse=True)
 def fresh_live(monkeypatch):
-    """Each test's event loop gets its own channel layer and relay (both are per process otherwise)."""
+    """Each test's event loop gets its own channel layer, relay and feeds (all are per process otherwise)."""
     monkeypatch.setattr(live, "relay", live.EventRelay())
+    monkeypatch.setattr(feeds, "feeds", {})
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()

@@ -6,11 +6,12 @@ sender busy, to hold the sender inside a send until the test opens a gate.
 """
 
 import logging
+import sqlite3
 import threading
 
 from channels.layers import InMemoryChannelLayer
 
-from executions.live import HintSender
+from executions.live import CommitCounter, HintSender
 
 WAIT = 10  # a safety net for a broken sender, never reached when it works
 
@@ -21,6 +22,7 @@ class WatchedLayer(InMemoryChannelLayer):
     def __init__(self):
         super().__init__()
         self.hinted: set[int] = set()
+        self.events: dict[int, int | None] = {}  # the event each execution's last hint named
         self._arrived = threading.Condition()
         self._gate: threading.Event | None = None
         self.holding = threading.Event()
@@ -37,6 +39,7 @@ class WatchedLayer(InMemoryChannelLayer):
             self._gate.wait(WAIT)  # blocks the sender's own thread, as a stalled Redis would
         await super().group_send(group, message)
         with self._arrived:
+            self.events[message["execution"]] = message["event"]
             self.hinted.add(message["execution"])
             self._arrived.notify_all()
 
@@ -139,6 +142,44 @@ def test_repeated_hints_for_the_same_executions_wait_once_and_are_never_dropped(
     assert (sender.pending, sender.dropped) == (5, 0)
     layer.release()
     assert layer.wait_for(0, 1, 2, 3, 4)
+
+
+def test_hints_waiting_together_name_the_newest_event_or_none_if_one_did_not_say():
+    layer = WatchedLayer()
+    layer.hold()
+    sender = HintSender(layer=lambda: layer)
+    sender.send(0, 1)
+    assert layer.holding.wait(WAIT)
+
+    for event_id in (10, 12, 11):
+        sender.send(1, event_id)
+    for event_id in (5, None, 7):
+        sender.send(2, event_id)
+    layer.release()
+
+    assert layer.wait_for(0, 1, 2)
+    assert layer.events == {0: 1, 1: 12, 2: None}
+
+
+def test_the_commit_counter_moves_when_another_connection_commits(tmp_path):
+    path = tmp_path / "counted.sqlite3"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("CREATE TABLE event (id INTEGER PRIMARY KEY)")
+    counter = CommitCounter(str(path))
+    counter.moved()  # the first look has nothing to compare with
+
+    assert not counter.moved()
+    writer.execute("INSERT INTO event DEFAULT VALUES")
+    assert counter.moved()
+    assert not counter.moved()
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO event DEFAULT VALUES")
+    assert not counter.moved(), "nothing is committed yet"
+    writer.execute("COMMIT")
+    assert counter.moved()
+    counter.close()
+    writer.close()
 
 
 def test_a_group_named_by_a_layer_above_is_hinted_by_name_once_while_it_waits():
