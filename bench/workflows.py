@@ -34,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.throughput import PYTHON, Process, forget_cluster, fresh_postgres, wait_for  # noqa: E402
+from bench.install import PYTHON, Process, forget_cluster, fresh_postgres, wait_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "workflows.json"
 TARGET_OVERHEAD = 1.5  # a workflow step's time / a plain execution's, same size, same run
