@@ -28,7 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import report  # noqa: E402
-from bench.install import Install, Process, Staging, wait_for  # noqa: E402
+from bench.install import PYTHON, Install, Process, Staging, forget_cluster, fresh_postgres, wait_for  # noqa: E402
+
+# Other benches (websocket_fanout.py) import the set-up from here, where it used to live.
+__all__ = ["PYTHON", "Process", "forget_cluster", "fresh_postgres", "wait_for", "main"]
 
 RESULTS = ROOT / "bench" / "results" / "latest.json"
 # Issue 8: Symphony against raw django-q2 that stores its results (both keep a record), and against
