@@ -22,9 +22,9 @@ def parse_target(target: str | None) -> tuple[str, float] | None:
     return (match.group(1), float(match.group(2))) if match else None
 
 
-def meets(value: float, target: str | None) -> bool | None:
+def meets(value: float | None, target: str | None) -> bool | None:
     parsed = parse_target(target)
-    if parsed is None:
+    if parsed is None or value is None:
         return None
     op, bound = parsed
     return value <= bound if op == "<=" else value >= bound

@@ -68,6 +68,10 @@ def parse_args():
     return parser.parse_args()
 
 
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def services_reachable(database_url: str, redis_url: str) -> tuple[bool, str]:
     if not (database_url and redis_url):
         return False, "no --database-url/--redis-url given"
@@ -80,7 +84,7 @@ def services_reachable(database_url: str, redis_url: str) -> tuple[bool, str]:
 
 def run(bench: Bench, args, results_dir: Path, services: tuple[bool, str]) -> dict:
     output = results_dir / f"{bench.name}.json"
-    entry = {"name": bench.name, "script": f"bench/{bench.script}", "output": str(output.relative_to(ROOT))}
+    entry = {"name": bench.name, "script": f"bench/{bench.script}", "output": shown(output)}
     script = ROOT / "bench" / bench.script
     if not script.exists():
         return {**entry, "status": "skipped", "rows": [report.skipped(bench.what, f"bench/{bench.script} not present")]}
@@ -104,8 +108,16 @@ def run(bench: Bench, args, results_dir: Path, services: tuple[bool, str]) -> di
     if code != 0 or not output.exists():
         why = f"failed: exit {code}" if code != 0 else "wrote no results"
         return {**entry, "status": "failed", "rows": [{**report.skipped(bench.what, why), "note": why}]}
-    result = json.loads(output.read_text())
-    return {**entry, "status": "ran", "config": result.get("config", {}), "rows": result["rows"]}
+    try:
+        result = json.loads(output.read_text())
+        rows = [
+            {"unit": "", "target": None, **row, "met": row.get("met", report.meets(row["value"], row.get("target")))}
+            for row in result["rows"]
+        ]
+    except (ValueError, KeyError, TypeError) as exc:
+        why = f"its JSON does not follow the contract in bench/report.py ({type(exc).__name__}: {exc})"
+        return {**entry, "status": "failed", "rows": [report.skipped(bench.what, why)]}
+    return {**entry, "status": "ran", "config": result.get("config", {}), "rows": rows}
 
 
 def main() -> int:
@@ -127,7 +139,7 @@ def main() -> int:
     (results_dir / "summary.md").write_text(markdown(collected))
     (results_dir / "summary.svg").write_text(svg(collected))
     print(f"\n{markdown(collected)}")
-    print(f"wrote {results_dir.relative_to(ROOT)}/latest-all.json, summary.md and summary.svg")
+    print(f"wrote {shown(results_dir)}/latest-all.json, summary.md and summary.svg")
     return 1 if any(entry["status"] == "failed" for entry in ran) else 0
 
 

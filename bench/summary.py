@@ -94,7 +94,7 @@ def svg(collected: dict) -> str:
         for bench, row in rows_of(collected)
         if row["target"] or (row["value"] is None and bench["status"] != "ran")
     ]
-    label_w, bar_w, tail_w, row_h, top = 470, 360, 250, 26, 70
+    label_w, bar_w, tail_w, row_h, top = 520, 360, 260, 26, 70
     width = label_w + bar_w + tail_w
     height = top + row_h * len(entries) + 50
     x0 = label_w
@@ -120,7 +120,7 @@ def svg(collected: dict) -> str:
         parts.append(f'<text x="{x:.1f}" y="{top - 12}" text-anchor="middle" fill="#555555">{label}</text>')
     for index, (_, row) in enumerate(entries):
         y = top + index * row_h
-        what = row["what"] if len(row["what"]) <= 70 else row["what"][:67] + "..."
+        what = row["what"] if len(row["what"]) <= 78 else row["what"][:75] + "..."
         parts.append(f'<text x="{label_w - 10}" y="{y + 17}" text-anchor="end">{escape(what)}</text>')
         value_score = score(row["value"], row["target"])
         if value_score is None:
