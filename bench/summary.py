@@ -123,9 +123,15 @@ def svg(collected: dict) -> str:
         what = row["what"] if len(row["what"]) <= 78 else row["what"][:75] + "..."
         parts.append(f'<text x="{label_w - 10}" y="{y + 17}" text-anchor="end">{escape(what)}</text>')
         value_score = score(row["value"], row["target"])
-        if value_score is None:
+        if value_score is None and row["value"] is None:
             reason = (row.get("note") or "not measured")[:60]
             parts.append(f'<text x="{x0 + 6}" y="{y + 17}" fill="#888888">{escape(reason)}</text>')
+            continue
+        if value_score is None:  # a target that is not a bound (e.g. an exact count): no scale, just the verdict
+            colour = {True: "#2e8b57", False: "#c0392b"}.get(row["met"], "#555555")
+            verdict = {True: "met", False: "missed"}.get(row["met"], "")
+            text = f"{fmt(row['value'])} {row['unit']} (target {row['target']} {row['unit']}) {verdict}"
+            parts.append(f'<text x="{x0 + bar_w + 14}" y="{y + 17}" fill="{colour}">{escape(text)}</text>')
             continue
         length = min(value_score, BAR_CAP) * scale
         colour = "#2e8b57" if row["met"] else "#c0392b"
