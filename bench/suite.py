@@ -120,6 +120,15 @@ def run(bench: Bench, args, results_dir: Path, services: tuple[bool, str]) -> di
     return {**entry, "status": "ran", "config": result.get("config", {}), "rows": rows}
 
 
+def merged(previous: Path, ran: list[dict]) -> list[dict]:
+    """The previous run's entries in suite order, each replaced by this run's where there is one."""
+    entries = (
+        {entry["name"]: entry for entry in json.loads(previous.read_text())["benches"]} if previous.exists() else {}
+    )
+    entries.update({entry["name"]: entry for entry in ran})
+    return [entries[bench.name] for bench in BENCHES if bench.name in entries]
+
+
 def main() -> int:
     args = parse_args()
     results_dir = args.results or (RESULTS / "quick" if args.quick else RESULTS)
@@ -129,6 +138,8 @@ def main() -> int:
     started = time.time()
     benches = [b for b in BENCHES if not args.only or b.name in args.only]
     ran = [run(bench, args, results_dir, services) for bench in benches]
+    if args.only:  # the benches not run now keep their entries from the last run
+        ran = merged(results_dir / "latest-all.json", ran)
     collected = {
         "quick": args.quick,
         "machine": report.machine(args.database_url if services[0] else ""),
