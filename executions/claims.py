@@ -16,6 +16,8 @@ claim holds the write lock from its first read and the same checks are exact.
 """
 
 import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -123,32 +125,63 @@ def claim(*, owner: str, execution_id: int | None = None) -> Execution | None:
     Returns it in PREPARING with the task and agent loaded, or None when
     nothing can be claimed now.
     """
+    claimed = claim_many(owners=iter([owner]), limit=1, execution_id=execution_id)
+    return claimed[0] if claimed else None
+
+
+def claim_many(
+    *,
+    owners: Iterator[str],
+    limit: int,
+    execution_id: int | None = None,
+    prepare: Callable[[Execution], Any] | None = None,
+) -> list[Execution]:
+    """Claim up to ``limit`` ready executions, most urgent first, in one transaction.
+
+    Each gets the next owner from ``owners`` (a lease owner is unique per claim).
+    An execution whose agent or group filled up with the claims before it is
+    passed over, exactly as another worker's claim would have been. Returns them
+    in PREPARING with their task and agent loaded.
+
+    ``prepare(execution)``, if given, is called for each claimed execution in the
+    same transaction and its answer kept as ``execution.prepared``: the worker
+    builds the agent there and records RUNNING, so a claim and a start cost one
+    commit, not two (the history still has both transitions).
+    """
     lease = timezone.timedelta(seconds=settings.SYMPHONY_LEASE_SECONDS)
     for _ in range(MAX_TRIES):
         # Taken before the lease's expiry time is computed: the worker's clock for the lease
         # then errs on the safe side (it believes the lease ends a little earlier than it does).
         taken_at = time.monotonic()
         now = timezone.now()
+        claimed = []
         with transaction.atomic():
-            ids = ready_ids(now=now, execution_id=execution_id, lock=True)
+            ids = ready_ids(now=now, execution_id=execution_id, lock=True, limit=limit)
             if not ids:
-                return None
-            execution = Execution.objects.select_related("task", "agent", "concurrency_group").get(pk=ids[0])
-            if not (_has_free_slot(execution.agent) and _group_has_free_slot(execution.concurrency_group)):
-                continue
-            try:
-                transition(
-                    execution.pk,
-                    S.PREPARING,
-                    expected=[S.QUEUED],
-                    # the attempt we read is the attempt we claim, not a later requeue of it
-                    where={"attempt": execution.attempt},
-                    fields={"lease_owner": owner, "lease_expires_at": now + lease},
-                    data={"worker": owner},
-                )
-            except TransitionError:
-                continue
-        execution.state_written(S.PREPARING)
-        execution.lease_owner, execution.lease_taken_at = owner, taken_at
-        return execution
-    return None
+                return []
+            candidates = Execution.objects.select_related("task", "agent", "concurrency_group").in_bulk(ids)
+            for pk in ids:
+                execution = candidates[pk]
+                if not (_has_free_slot(execution.agent) and _group_has_free_slot(execution.concurrency_group)):
+                    continue
+                owner = next(owners)
+                try:
+                    transition(
+                        execution.pk,
+                        S.PREPARING,
+                        expected=[S.QUEUED],
+                        # the attempt we read is the attempt we claim, not a later requeue of it
+                        where={"attempt": execution.attempt},
+                        fields={"lease_owner": owner, "lease_expires_at": now + lease},
+                        data={"worker": owner},
+                    )
+                except TransitionError:
+                    continue
+                execution.state_written(S.PREPARING)
+                execution.lease_owner, execution.lease_taken_at = owner, taken_at
+                if prepare is not None:
+                    execution.prepared = prepare(execution)
+                claimed.append(execution)
+        if claimed:
+            return claimed
+    return []

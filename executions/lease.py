@@ -11,6 +11,7 @@ stopped its agent before the lease can expire (``stop_by``), never after.
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from typing import TypeVar
 
 from django.conf import settings
@@ -84,6 +85,26 @@ def limit_lock_wait(seconds: float | None) -> None:
         cursor.execute(f"PRAGMA busy_timeout = {max(50, int(seconds * 1000))}")
 
 
+@contextmanager
+def lock_wait_until(until: float | None):
+    """On SQLite, writes in the block wait for the write lock until ``until`` (monotonic) at most.
+
+    ``None``: as configured. A worker running agents bounds every write this way by
+    the earliest moment at which one of them must be stopped.
+    """
+    if until is None:
+        yield
+        return
+    limit_lock_wait(until - time.monotonic())
+    try:
+        yield
+    finally:
+        try:
+            limit_lock_wait(None)
+        except CONNECTION_ERRORS:
+            reset_connection()
+
+
 class Lease:
     """The worker's own clock of its lease on one execution."""
 
@@ -124,3 +145,25 @@ class Lease:
         if renewed:
             self.renewed_at = started
         return bool(renewed)
+
+
+def renew_leases(leases: list[Lease]) -> set[int]:
+    """Push every lease in ``leases`` forward in one statement; the ids of those still ours.
+
+    One worker process holds a lease per execution it runs (up to its slots), so
+    renewing them one by one would cost a write per execution per heartbeat.
+    Owners are unique per claim, so the owner alone says whose a row is.
+    """
+    if not leases:
+        return set()
+    started = time.monotonic()
+    expires = timezone.now() + timezone.timedelta(seconds=settings.SYMPHONY_LEASE_SECONDS)
+    ids = [lease.execution_id for lease in leases]
+    owners = [lease.owner for lease in leases]
+    ours = Execution.objects.filter(pk__in=ids, state=S.RUNNING, lease_owner__in=owners)
+    ours.update(lease_expires_at=expires)
+    renewed = set(ours.filter(lease_expires_at=expires).values_list("pk", flat=True))
+    for lease in leases:
+        if lease.execution_id in renewed:
+            lease.renewed_at = started
+    return renewed

@@ -33,9 +33,13 @@ MAX_LOG_BYTES_PER_FLUSH = 1_000_000
 
 
 class ProgressTracker:
-    def __init__(self, execution_id: int, owner: str | None = None):
+    def __init__(self, execution_id: int, owner: str | None = None, on_first_output=None):
         self.execution_id = execution_id
         self.owner = owner
+        # Called (from the agent's thread) with the first fragment of streamed output: a
+        # reader waits for the first token, so the supervisor writes it at once, not at the tick.
+        self._on_first_output = on_first_output
+        self._streamed = False
         self._lock = threading.Lock()
         self.percent = 0.0
         self.step = ""
@@ -91,6 +95,9 @@ class ProgressTracker:
                 self._line_bytes += len(fragment)
             else:
                 self._dropped += 1
+            first, self._streamed = not self._streamed, True
+        if first and self._on_first_output is not None:
+            self._on_first_output()
 
     def record_usage(self, **counts: float) -> None:
         """Add to the execution's usage figures, e.g. ``prompt_tokens=12, completion_tokens=40``."""
@@ -110,9 +117,23 @@ class ProgressTracker:
         the next one and the error is raised to the caller; any other error
         drops the batch (it would fail again) and is raised too.
         """
+        batch = self.take()
+        if batch is None:
+            return True
+        try:
+            return self.write(batch)
+        except CONNECTION_ERRORS:
+            self.put_back(batch)
+            raise
+
+    def take(self) -> "_Batch | None":
+        """What changed since the last take, now owned by the caller (None if nothing did).
+
+        The caller writes it (``write``) or, if the database could not be reached, puts it back.
+        """
         with self._lock:
             if not (self._moved or self._lines or self._dropped or self._output or self._usage_changed):
-                return True
+                return None
             if self._replaced:
                 note = f"[symphony] replaced {self._replaced} character(s) no database can store with U+FFFD"
                 self._lines.append(note)
@@ -130,13 +151,9 @@ class ProgressTracker:
             )
             self._new_steps, self._lines, self._dropped, self._moved, self._output = [], [], 0, False, []
             self._line_bytes, self._usage_changed = 0, False
-        try:
-            return self._write(batch)
-        except CONNECTION_ERRORS:
-            self._put_back(batch)
-            raise
+            return batch
 
-    def _put_back(self, batch: "_Batch") -> None:
+    def put_back(self, batch: "_Batch") -> None:
         with self._lock:
             self._new_steps = batch.new_steps + self._new_steps
             self._lines = batch.lines + self._lines
@@ -146,7 +163,7 @@ class ProgressTracker:
             self._usage_changed = True
             self._line_bytes += sum(len(text) for text in batch.lines + batch.output)
 
-    def _write(self, batch: "_Batch") -> bool:
+    def write(self, batch: "_Batch") -> bool:
         mine = {"lease_owner": self.owner} if self.owner is not None else {}
         with transaction.atomic():
             updated = Execution.objects.filter(pk=self.execution_id, state=S.RUNNING, **mine).update(

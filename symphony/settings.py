@@ -241,6 +241,11 @@ SYMPHONY_WAKEUPS = env_int("SYMPHONY_WAKEUPS", 2)
 # A woken worker stops claiming after this long and hands back to django-q2 (a fresh
 # wake-up continues), so recycling and shutdown stay prompt.
 SYMPHONY_DRAIN_SECONDS = env_float("SYMPHONY_DRAIN_SECONDS", 10.0)
+# Executions one worker process runs at once: async agents share its event loop, sync
+# agents get a thread each. Agents mostly wait on the network, so this is not the CPU count
+# (Hatchet's workers default to 100 slots too). 1,000 one-second async agents on the default
+# 4 workers: 6.1 s with 50 slots, 3.9 s with 100, 3.1 s with 250 (bench/README.md).
+SYMPHONY_SLOTS = env_int("SYMPHONY_SLOTS", 100)
 # Routing: round_robin, capability_match, content_match, load_balanced or custom.
 SYMPHONY_ROUTING_STRATEGY = os.environ.get("SYMPHONY_ROUTING_STRATEGY", "content_match")
 SYMPHONY_CUSTOM_ROUTER = os.environ.get("SYMPHONY_CUSTOM_ROUTER", "")

@@ -1,6 +1,7 @@
 """Agents used by the tests: each misbehaves (or behaves) in one specific way."""
 
 import asyncio
+import threading
 import time
 from pathlib import Path
 
@@ -95,6 +96,26 @@ async def async_sleeps(input_data, ctx):
     return "slept"
 
 
+async def async_naps(input_data, ctx):
+    """Awaits ``seconds``, as an agent waiting on a model would; with ``marks``, records its runs
+    there as ``waits_for_gate`` does (``start``, then ``end`` or ``cancelled``)."""
+    import os
+
+    def mark(what: str) -> None:
+        if input_data.get("marks"):
+            with open(input_data["marks"], "a") as out:
+                out.write(f"{what} {ctx.execution_id} {ctx.attempt} {os.getpid()} {time.time():.6f}\n")
+
+    mark("start")
+    try:
+        await asyncio.sleep(input_data.get("seconds", 1))
+    except asyncio.CancelledError:
+        mark("cancelled")
+        raise
+    mark("end")
+    return {"slept": input_data.get("seconds", 1)}
+
+
 async def async_boom(input_data, ctx):
     raise KeyError("missing")
 
@@ -168,3 +189,58 @@ def stops_and_ignores_cancel(input_data, ctx):
     shutdown.request_stop()
     time.sleep(input_data.get("seconds", 6))
     return "too late"
+
+
+# Agents that meet: each waits (up to 20 s) until ``expected`` of them have started, so all
+# complete only if they all ran at once. ``peak`` records the most that ever ran together.
+meeting = {"lock": threading.Lock(), "started": 0, "running": 0, "peak": 0}
+
+
+def _meeting_enter() -> None:
+    with meeting["lock"]:
+        meeting["started"] += 1
+        meeting["running"] += 1
+        meeting["peak"] = max(meeting["peak"], meeting["running"])
+
+
+def _meeting_leave() -> None:
+    with meeting["lock"]:
+        meeting["running"] -= 1
+
+
+def meets_others(input_data, ctx):
+    _meeting_enter()
+    try:
+        deadline = time.monotonic() + 20
+        while meeting["started"] < input_data["expected"]:
+            if time.monotonic() > deadline or ctx.sleep(0.01):
+                return {"met": False}
+        return {"met": True}
+    finally:
+        _meeting_leave()
+
+
+async def async_meets_others(input_data, ctx):
+    _meeting_enter()
+    try:
+        deadline = time.monotonic() + 20
+        while meeting["started"] < input_data["expected"]:
+            if time.monotonic() > deadline:
+                return {"met": False}
+            await asyncio.sleep(0.01)
+        return {"met": True}
+    finally:
+        _meeting_leave()
+
+
+def streams_then_waits_for_the_write(input_data, ctx):
+    """After the supervisor's first write, streams one token, then waits (up to 20 s) until
+    the supervisor has taken that token to write it."""
+    deadline = time.monotonic() + 20
+    ctx.progress(1, "started")
+    while ctx._tracker._moved and time.monotonic() < deadline:
+        ctx.sleep(0.01)
+    ctx.stream("first")
+    while ctx._tracker._output and time.monotonic() < deadline:
+        ctx.sleep(0.01)
+    return {"written_while_running": not ctx._tracker._output}

@@ -103,7 +103,6 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
 
-
 class StepRunInline(admin.TabularInline):
     model = StepRun
     fields = ("step_id", "index", "iteration", "state", "execution", "output", "error", "decided_by", "comment",

@@ -1,7 +1,7 @@
 """``manage.py symphony workflow ...``: save, run, follow and control workflow runs from a terminal.
 
-    symphony workflow run workflows/definitions/demo.yaml --input '{"text": "..."}' --wait
-    symphony workflow approve 12 review --as alice --comment "ship it"
+symphony workflow run workflows/definitions/demo.yaml --input '{"text": "..."}' --wait
+symphony workflow approve 12 review --as alice --comment "ship it"
 """
 
 import json

@@ -16,6 +16,7 @@ import logging
 from collections import OrderedDict, deque
 from typing import Any
 
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -54,6 +55,7 @@ STEP_STATE_FOR = {
 # worth reading and parsing once per process, not once per step that ends.
 _SPECS: OrderedDict[tuple, WorkflowSpec] = OrderedDict()
 SPECS_KEPT = 64
+STEP_RUNS = StepRun._meta.db_table
 
 
 def locked_run(run_id: int) -> WorkflowRun:
@@ -336,8 +338,19 @@ def _settle(run: WorkflowRun, spec: WorkflowSpec) -> None:
     set_status(run, WorkflowStatus.WAITING if waiting else WorkflowStatus.RUNNING)
 
 
+def _is_a_step(execution_id: int) -> bool:
+    """Whether the execution runs a workflow step. Every execution's end asks, and most are not
+    steps: hand-written, because the ORM query took 2 ms to build for 0.02 ms of database work
+    (profiled draining no-op executions), a fifth of the whole end."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {STEP_RUNS} WHERE execution_id = %s LIMIT 1", [execution_id])
+        return cursor.fetchone() is not None
+
+
 def step_execution_changed(execution_id: int, from_state: str, to_state: str) -> None:
     """The executions layer's outcome hook: a step's execution ended (or was retried out of FAILED)."""
+    if not _is_a_step(execution_id):
+        return
     row = StepRun.objects.filter(execution_id=execution_id, superseded=False).select_related("run").first()
     if row is None:
         return

@@ -281,7 +281,7 @@ class Stack:
 
     # long-running processes
 
-    def start(self, name: str, argv: list[str]) -> Proc:
+    def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> Proc:
         count = self._names[name] = self._names.get(name, 0) + 1
         label = name if count == 1 else f"{name}-{count}"
         log_path = self.log_dir / f"{label}.log"
@@ -289,7 +289,7 @@ class Stack:
             popen = subprocess.Popen(
                 argv,
                 cwd=ROOT,
-                env=self.env,
+                env={**self.env, **(env or {})},
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -299,8 +299,9 @@ class Stack:
         self.procs.append(proc)
         return proc
 
-    def start_worker(self) -> Proc:
-        return self.start("worker", [PYTHON, "manage.py", "symphony", "worker"])
+    def start_worker(self, **env: str) -> Proc:
+        """A worker cluster (``SYMPHONY_WORKERS`` processes); ``env`` adds settings for it alone."""
+        return self.start("worker", [PYTHON, "manage.py", "symphony", "worker"], env)
 
     def start_dispatcher(self) -> Proc:
         return self.start("dispatcher", [PYTHON, "manage.py", "symphony", "dispatcher"])

@@ -15,7 +15,8 @@ COUNT = 10
 def test_a_groups_limit_holds_across_worker_clusters(symphony, tmp_path):
     gate, marks = tmp_path / "gate", tmp_path / "marks"
     symphony.start_dispatcher()
-    clusters = [symphony.start_worker(), symphony.start_worker()]  # 2 clusters x 2 workers: one more than the limit
+    # 2 clusters x 2 workers, one slot each (one more than the limit): the limit must hold across processes.
+    clusters = [symphony.start_worker(SYMPHONY_SLOTS="1") for _ in range(2)]
     # The agent has no limit of its own: only the group keeps a fourth from starting while the gate is closed.
     ids = submit_gated(symphony, COUNT, gate, marks, group=LIMIT)
 

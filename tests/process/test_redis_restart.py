@@ -19,6 +19,7 @@ pytestmark = pytest.mark.process
 
 COUNT = 300
 WORKERS = int(TIMERS["SYMPHONY_WORKERS"])
+SLOTS = 20
 
 class RedisServer:
     def __init__(self, workdir):
@@ -59,14 +60,14 @@ def test_a_redis_restart_during_a_burst_loses_nothing(symphony, private_redis, t
     gate, marks = tmp_path / "gate", tmp_path / "marks"
     symphony.env["REDIS_URL"] = private_redis.url
     symphony.env.pop("SYMPHONY_Q_CLUSTER_NAME", None)  # a Redis of its own: the default name is free
-    worker, dispatcher = symphony.start_worker(), symphony.start_dispatcher()
+    worker, dispatcher = symphony.start_worker(SYMPHONY_SLOTS=str(SLOTS)), symphony.start_dispatcher()
     ids = submit_gated(symphony, COUNT, gate, marks)
 
     def count(state):
         return sum(1 for row in symphony.db.executions().values() if row["state"] == state)
 
-    # Every worker holds a gated execution and the rest wait: the burst is certainly in flight.
-    wait_until(lambda: count("RUNNING") == WORKERS, timeout=60, what="every worker busy", interval=0.05)
+    # Every slot of every worker holds a gated execution and the rest wait: the burst is certainly in flight.
+    wait_until(lambda: count("RUNNING") == WORKERS * SLOTS, timeout=60, what="every slot busy", interval=0.05)
     private_redis.kill()
     private_redis.start()
     gate.touch()

@@ -18,7 +18,8 @@ COUNT = 8
 def test_max_concurrency_holds_across_worker_clusters(symphony, tmp_path):
     gate = tmp_path / "gate"
     symphony.start_dispatcher()
-    clusters = [symphony.start_worker(), symphony.start_worker()]  # 2 clusters x 2 workers
+    # 2 clusters x 2 workers, one slot each, so that the limit can only hold if it holds across processes.
+    clusters = [symphony.start_worker(SYMPHONY_SLOTS="1") for _ in range(2)]
     # Held, then released in one transaction: all are ready at once, and they run until the
     # gate opens, so only the limit keeps a third from starting beside the first two.
     ids = submit_gated(symphony, COUNT, gate, tmp_path / "marks", max_concurrency=LIMIT)
