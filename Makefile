@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1
 SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/symphony
 SERVICES_REDIS_URL ?= redis://127.0.0.1:6379/15
 
-.PHONY: install run migrate test test-embedded test-services bench lint clean
+.PHONY: install run migrate test test-fast test-embedded test-services bench lint clean
 
 $(STAMP): requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ test: install
 	$(MAKE) --no-print-directory test-embedded
 	$(MAKE) --no-print-directory test-services
 
+## The inner loop: the embedded suite without the process and browser tests (under a minute).
+test-fast: install
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest -q -p no:cacheprovider -m "not process and not browser"
+
 test-embedded: install
 	@echo "== suite on the embedded default (SQLite, ORM broker, in-memory layer)"
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest
@@ -51,10 +55,13 @@ test-services: install
 		echo "== PostgreSQL or Redis not reachable: skipped the services run (CI runs it)."; \
 	fi
 
-## Benchmarks (bench/README.md): throughput, then workflows. QUICK=1 runs the workflows one at 200/2,000 steps.
+## Benchmarks (bench/README.md): every bench, then bench/results/summary.md and summary.svg.
+## QUICK=1: a smoke run of each (results in bench/results/quick/). The PostgreSQL + Redis benches
+## run when BENCH_DATABASE_URL and BENCH_REDIS_URL answer, and are reported as skipped otherwise.
+BENCH_DATABASE_URL ?= $(SERVICES_DATABASE_URL)
+BENCH_REDIS_URL ?= $(SERVICES_REDIS_URL)
 bench: install
-	$(BIN)/python bench/throughput.py
-	$(BIN)/python bench/workflows.py $(if $(QUICK),--quick --output bench/results/workflows-quick.json)
+	$(BIN)/python bench/suite.py $(if $(QUICK),--quick) --database-url "$(BENCH_DATABASE_URL)" --redis-url "$(BENCH_REDIS_URL)"
 
 ## ruff, and the import contract in pyproject.toml: routing <- executions <- workflows <- symphony.
 lint: install

@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import report  # noqa: E402
 from bench.routing_data import AGENTS, HISTORY, OFF_TOPIC, QUERIES  # noqa: E402
 from routing import text  # noqa: E402
 from routing.relevance import DEFAULT_MIN_SCORE, AgentProfile, RelevanceModel  # noqa: E402
@@ -230,11 +231,35 @@ def _fmt(value: float | None) -> str:
     return "   n/a" if value is None else f"{value * 100:5.1f}%"
 
 
+def summary_rows(ours: dict, baseline: dict, curve: list[dict], timings: dict, split_name: str) -> list[dict]:
+    """The contract's rows (bench/report.py); issue 8 sets no target for routing, so none is given."""
+
+    def percent(what: str, value: float | None, note: str | None = None) -> dict:
+        return report.row(what, 100 * (value or 0.0), "%", None, note)
+
+    most = curve[-1]
+    return [
+        percent(f"routing top-1 accuracy, in-scope ({split_name} split)", ours["top1_accuracy"],
+                f"substring baseline (the seed) {100 * baseline['top1_accuracy']:.1f}%"),
+        percent("routing top-1 accuracy, paraphrased queries", ours["top1_accuracy_paraphrase"],
+                f"substring baseline {100 * baseline['top1_accuracy_paraphrase']:.1f}%"),
+        percent(f"routing top-1 accuracy with {most['history_per_agent']} completed tasks per agent",
+                most["top1_accuracy"]),
+        percent("routing 'nothing fits' recall", ours["nothing_fits_recall"],
+                f"precision {100 * (ours['nothing_fits_precision'] or 0):.1f}%"),
+        report.row("routing: rank one query among 50 agents", timings["rank_only_ms"], "ms", None,
+                   f"build + rank {timings['build_and_rank_warm_cache_ms']} ms warm"),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", choices=["dev", "test"], default="test")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--errors", action="store_true", help="print every misrouted query")
+    parser.add_argument(
+        "--quick", action="store_true", help="accepted for make bench QUICK=1; the run is quick already"
+    )
     args = parser.parse_args()
 
     splits = split()
@@ -279,6 +304,9 @@ def main() -> None:
     args.output.write_text(
         json.dumps(
             {
+                "name": "routing accuracy",
+                "config": {"split": args.split, "agents": len(AGENTS), "threshold": DEFAULT_MIN_SCORE},
+                "rows": summary_rows(ours, baseline, curve, timings, args.split),
                 "when": datetime.now(UTC).isoformat(timespec="seconds"),
                 "python": platform.python_version(),
                 "split": args.split,

@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.throughput import PYTHON, Process, forget_cluster, fresh_postgres, wait_for  # noqa: E402
+from bench import report  # noqa: E402
+from bench.install import PYTHON, Process, forget_cluster, fresh_postgres, wait_for  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "workflows.json"
 TARGET_OVERHEAD = 1.5  # a workflow step's time / a plain execution's, same size, same run
@@ -239,6 +240,25 @@ def summarise(results: dict) -> dict:
     }
 
 
+def result_rows(results: dict) -> list[dict]:
+    """The contract's rows (bench/report.py): issue 7's ratios with their targets, the medians as notes."""
+    ratios, small, large = results["summary"]["ratios"], results["config"]["small"], results["config"]["large"]
+    shape = f"{results['config']['database']}+{results['config']['broker']}"
+    seconds = {shape_: statistics.median(r["seconds"] for r in rows) for shape_, rows in results["small"].items()}
+    big = {row["shape"]: row["seconds"] for row in results["large"]}
+    overhead, scale = f"<= {TARGET_OVERHEAD:g}", f"<= {TARGET_SCALE:g}"
+    return [
+        report.row(f"workflow chain / plain executions, {small:,} steps ({shape})", ratios["chain_overhead"], "x",
+                   overhead, f"{seconds['chain']:.1f} s vs {seconds['plain']:.1f} s"),
+        report.row(f"workflow fan-out / plain executions, {small:,} steps ({shape})", ratios["fanout_overhead"], "x",
+                   overhead, f"{seconds['fanout']:.1f} s vs {seconds['plain']:.1f} s"),
+        report.row(f"workflow chain {large:,} / {small:,} steps ({shape})", ratios["chain_scale"], "x", scale,
+                   f"{big['chain']:.1f} s; linear would be {large / small:g}x"),
+        report.row(f"workflow fan-out {large:,} / {small:,} steps ({shape})", ratios["fanout_scale"], "x", scale,
+                   f"{big['fanout']:.1f} s; linear would be {large / small:g}x"),
+    ]  # fmt: skip
+
+
 def markdown(results: dict) -> str:
     config, summary = results["config"], results["summary"]
     ratios, targets = summary["ratios"], summary["targets"]
@@ -372,6 +392,7 @@ def main() -> int:
             **results,
         }
         results["summary"] = summarise(results)
+        results = {"name": "workflows", "rows": result_rows(results), **results}
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(results, indent=2) + "\n")

@@ -67,6 +67,9 @@ class LoopbackServer:
 
 class QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 resets connections when hundreds of clients connect
+    # at once (bench/llm_streaming.py runs 200 concurrent streams against this server).
+    request_queue_size = 512
     app: LoopbackServer
 
     def handle_error(self, request, client_address) -> None:
