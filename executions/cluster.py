@@ -34,6 +34,7 @@ from django_q.signals import post_spawn
 
 from executions import shutdown
 from executions.stop_signals import STOP_SIGNALS, blocked, on_stop_signal, read_signals, signal_pipe
+from routing.factory import preload_kinds
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class GracefulSentinel(Sentinel):
         self.start()
 
     def _worker_started(self, **_) -> None:
+        preload_kinds()
         on_stop_signal(lambda signum: _stop_this_worker(), signums=(signal.SIGTERM,))
         if self.stop_event.is_set():  # started after the SIGTERMs were sent
             _stop_this_worker()

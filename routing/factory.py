@@ -140,6 +140,13 @@ def agent_secret(config: AgentConfig) -> str | None:
     return value
 
 
+def preload_kinds() -> None:
+    """Import what building every kind needs, for a worker process as it starts: a worker builds
+    agents inside the transaction that claims their executions, and the first ``llm`` build
+    would otherwise import openai there (most of a second, holding SQLite's write lock)."""
+    import routing.kinds.llm  # noqa: F401
+
+
 def build_llm_agent(config: AgentConfig) -> RunnableAgent:
     # Imported here: openai takes most of a second to import, and only processes that run
     # an llm agent (workers) should pay for it, not the web process or management commands.

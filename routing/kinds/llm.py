@@ -5,7 +5,9 @@ cancellation (a cancel, the execution's deadline) cancels the request itself.
 Tokens are streamed into the execution's live log as they arrive.
 """
 
+import asyncio
 import json
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +22,22 @@ PLACEHOLDER_KEY = "no-key-configured"
 # Longest silence tolerated from the endpoint (connect, or between two streamed chunks).
 DEFAULT_REQUEST_TIMEOUT = 120.0
 OPTIONAL_PARAMETERS = ("temperature", "max_tokens")
+
+
+# One client per event loop and endpoint: a worker's agents share its loop, and building a
+# client (its TLS context above all) took 31 ms of the loop's time here, so 100 executions
+# starting together waited up to 3 s for their first token (bench/llm_streaming.py).
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
+
+
+def shared_client(**options) -> openai.AsyncOpenAI:
+    """The running loop's client for these options (endpoint, key, timeout, retries), made on first use."""
+    clients = _clients.setdefault(asyncio.get_running_loop(), {})
+    key = tuple(sorted(options.items()))
+    client = clients.get(key)
+    if client is None:
+        client = clients[key] = openai.AsyncOpenAI(**options)
+    return client
 
 
 @dataclass
@@ -52,25 +70,24 @@ class LLMAgent:
         messages = chat_messages(self.config, input_data)
         ctx.progress(5, f"Connecting to {self.model}")
         ctx.log(f"POST {self.endpoint}/chat/completions (model {self.model}, {len(messages)} messages)")
-        client = openai.AsyncOpenAI(
+        client = shared_client(
             api_key=self._api_key or PLACEHOLDER_KEY,
             base_url=self.endpoint,
             timeout=self.request_timeout,
             max_retries=self.max_retries,
         )
         try:
-            async with client:
-                stream = await client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    **self.parameters,
-                )
-                ctx.progress(10, "Streaming")
-                async with stream:  # releases the connection even when the reply is abandoned part-way
-                    reply = await self._read(stream, ctx)
-                content_type = stream.response.headers.get("content-type", "")
+            stream = await client.chat.completions.create(
+                model=self.model,
+                messages=messages,
+                stream=True,
+                stream_options={"include_usage": True},
+                **self.parameters,
+            )
+            ctx.progress(10, "Streaming")
+            async with stream:  # releases the connection even when the reply is abandoned part-way
+                reply = await self._read(stream, ctx)
+            content_type = stream.response.headers.get("content-type", "")
         # ``from None``: the client's own exception text may quote the key or a raw body.
         except openai.APIError as exc:
             raise self._call_error(exc) from None
