@@ -69,16 +69,20 @@ class AgentLoop:
 
 
 class AgentThreads:
-    """A pool of threads for sync agents, created on first use and sized to the slots."""
+    """A pool of threads for sync agents, created on first use and sized to the slots
+    (made again if the setting changed, as tests change it)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
 
     def submit(self, call, *args) -> Future:
+        size = max(1, settings.SYMPHONY_SLOTS)
         with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=max(1, settings.SYMPHONY_SLOTS), thread_name_prefix="agent")
+            if self._pool is None or self._pool._max_workers != size:
+                if self._pool is not None:
+                    self._pool.shutdown(wait=False)  # the calls it runs finish on its threads
+                self._pool = ThreadPoolExecutor(max_workers=size, thread_name_prefix="agent")
             return self._pool.submit(call, *args)
 
 

@@ -77,7 +77,8 @@ class SlotPool:
         self.runners: list[ExecutionRunner] = []
         self.stopping_since: float | None = None
         self.recycle_reason: str | None = None
-        self._next_flush = 0.0
+        # The first write one interval in: agents just started have reported nothing yet.
+        self._next_flush = time.monotonic() + settings.SYMPHONY_PROGRESS_FLUSH_SECONDS
         self._next_beat = 0.0
         self._last_spread = 0.0
         # Done when an agent streamed its first output: wakes the supervisor to write it at once.

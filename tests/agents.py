@@ -234,13 +234,9 @@ async def async_meets_others(input_data, ctx):
 
 
 def streams_then_waits_for_the_write(input_data, ctx):
-    """After the supervisor's first write, streams one token, then waits (up to 20 s) until
-    the supervisor has taken that token to write it."""
-    deadline = time.monotonic() + 20
-    ctx.progress(1, "started")
-    while ctx._tracker._moved and time.monotonic() < deadline:
-        ctx.sleep(0.01)
+    """Streams one token, then waits (up to 20 s) until the supervisor has taken it to write."""
     ctx.stream("first")
+    deadline = time.monotonic() + 20
     while ctx._tracker._output and time.monotonic() < deadline:
         ctx.sleep(0.01)
     return {"written_while_running": not ctx._tracker._output}
