@@ -193,7 +193,10 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py's async pool stops at 100 connections by default, which
                 # 200 websocket clients joining at once exceed.
-                "hosts": [{"address": REDIS_URL, "max_connections": 1000}],
+                # redis-py 8 reads with a 5 s socket timeout by default, and channels_redis blocks
+                # up to 5 s waiting for a message (BZPOPMIN): on a busy machine an idle listener
+                # then fails with "Timeout reading" and drops its hints. Read longer than it blocks.
+                "hosts": [{"address": REDIS_URL, "max_connections": 1000, "socket_timeout": 30}],
                 # The default capacity of 100 silently drops bursts; pushes are hints
                 # and clients replay from the event table, but keep drops rare.
                 "capacity": 5000,

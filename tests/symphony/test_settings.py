@@ -123,3 +123,16 @@ def test_development_generates_its_key_once_into_var(tmp_path):
     key = (tmp_path / "secret_key").read_text().strip()
     assert first.stdout.split()[-1] == second.stdout.split()[-1] == key
     assert secret_key_weakness(key) is None
+
+
+def test_a_redis_channel_layer_reads_longer_than_it_blocks_for_a_message():
+    from channels.layers import get_channel_layer
+    from channels_redis.core import RedisChannelLayer
+    from django.conf import settings
+
+    layer = get_channel_layer()
+    if not isinstance(layer, RedisChannelLayer):
+        assert not settings.REDIS_URL  # the embedded default: nothing blocks on Redis
+        return
+    connection = layer.create_pool(0).make_connection()
+    assert connection.socket_timeout > layer.brpop_timeout
