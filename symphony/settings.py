@@ -8,6 +8,7 @@ Redis for scale-out.
 
 import os
 import secrets
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -70,9 +71,22 @@ def secret_key_weakness(key: str) -> str | None:
     return None
 
 
+# Commands that sign nothing: they may run with no key at all (a key of their own, thrown
+# away), so a schema check such as ``makemigrations --check`` needs no production secret.
+KEYLESS_COMMANDS = frozenset({"makemigrations", "migrate", "showmigrations", "sqlmigrate"})
+
+
+def _keyless_command() -> bool:
+    program = os.path.basename(sys.argv[0]) if sys.argv else ""
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    return program in ("manage.py", "django-admin", "__main__.py") and command in KEYLESS_COMMANDS
+
+
 def _secret_key() -> str:
     """Production needs a strong DJANGO_SECRET_KEY; a development install keeps a generated one in var/."""
     key = os.environ.get("DJANGO_SECRET_KEY", "")
+    if not DEBUG and not key and _keyless_command():
+        return secrets.token_urlsafe(64)
     if not DEBUG:
         weakness = secret_key_weakness(key)
         if weakness:

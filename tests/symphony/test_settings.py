@@ -136,3 +136,15 @@ def test_a_redis_channel_layer_reads_longer_than_it_blocks_for_a_message():
         return
     connection = layer.create_pool(0).make_connection()
     assert connection.socket_timeout > layer.brpop_timeout
+
+
+def test_a_schema_command_needs_no_key_but_a_weak_one_is_still_refused(tmp_path):
+    keyless = manage("makemigrations", "--check", "--dry-run", DJANGO_DEBUG="0", DJANGO_SECRET_KEY=None,
+                     SYMPHONY_VAR_DIR=str(tmp_path))  # fmt: skip
+    weak = manage("makemigrations", "--check", "--dry-run", DJANGO_DEBUG="0", DJANGO_SECRET_KEY="changeme",
+                  SYMPHONY_VAR_DIR=str(tmp_path))  # fmt: skip
+
+    assert keyless.returncode == 0, keyless.stderr
+    assert "No changes detected" in keyless.stdout
+    assert weak.returncode != 0 and "well-known default" in weak.stderr
+    assert not (tmp_path / "secret_key").exists()
