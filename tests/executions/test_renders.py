@@ -20,9 +20,11 @@ class Renderer:
     def __init__(self):
         self.count = 0
         self.gate = asyncio.Event()
+        self.started = asyncio.Event()
 
     async def __call__(self) -> str:
         self.count += 1
+        self.started.set()
         await self.gate.wait()
         return f"render {self.count}"
 
@@ -31,7 +33,7 @@ async def test_asks_before_a_render_started_share_it_and_later_ones_do_not():
     renders, render = SharedRenders(), Renderer()
     hinted = time.monotonic()
     waiting = [asyncio.ensure_future(renders.get("page", hinted, render)) for _ in range(5)]
-    await asyncio.sleep(0)
+    await render.started.wait()  # the five asks were scheduled together, before the render began
     render.gate.set()
 
     assert await asyncio.gather(*waiting) == ["render 1"] * 5
