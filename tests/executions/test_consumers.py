@@ -9,11 +9,11 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.layers import channel_layers, get_channel_layer
+from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 
-from executions import feeds, live
+from executions import live
 from executions.models import EventKind, Execution, ExecutionEvent
 from executions.models import ExecutionState as S
 from executions.progress import ProgressTracker
@@ -22,25 +22,9 @@ from executions.state import transition
 from symphony.asgi import application
 from tests.executions.stored_text import SHOWN_JSON_TEXT, SHOWN_TEXT, store_odd_log, store_odd_text
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_live")]
 
 ORIGIN = (b"origin", b"http://127.0.0.1")
-
-
-@pytest.fixture(autouse=True)
-def fresh_live(monkeypatch):
-    """Each test's event loop gets its own channel layer, relay and feeds (all are per process otherwise)."""
-    monkeypatch.setattr(live, "relay", live.EventRelay())
-    monkeypatch.setattr(feeds, "feeds", {})
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-@pytest.fixture
-def session(client, django_user_model) -> str:
-    client.force_login(django_user_model.objects.create_user("alice", password="pw-alice-1234"))
-    return client.cookies["sessionid"].value
 
 
 @pytest.fixture

@@ -21,22 +21,7 @@ from executions.services import execution_submit
 from executions.state import transition
 from tests.executions.test_consumers import event_ids, receive_events, socket
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture(autouse=True)
-def fresh_live(monkeypatch):
-    monkeypatch.setattr(live, "relay", live.EventRelay())
-    monkeypatch.setattr(feeds, "feeds", {})
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-@pytest.fixture
-def session(client, django_user_model) -> str:
-    client.force_login(django_user_model.objects.create_user("alice", password="pw-alice-1234"))
-    return client.cookies["sessionid"].value
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_live")]
 
 
 @pytest.fixture

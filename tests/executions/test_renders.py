@@ -4,9 +4,8 @@ import asyncio
 import time
 
 import pytest
-from channels.layers import channel_layers
 
-from executions import consumers, feeds, live
+from executions import consumers
 from executions.consumers import HtmlLiveConsumer
 from executions.models import Execution
 from executions.renders import SharedRenders
@@ -53,22 +52,6 @@ async def test_a_failed_render_is_not_shared_with_a_later_ask():
     render = Renderer()
     render.gate.set()
     assert await renders.get("page", time.monotonic(), render) == "render 1"
-
-
-@pytest.fixture
-def fresh_live(monkeypatch):
-    monkeypatch.setattr(live, "relay", live.EventRelay())
-    monkeypatch.setattr(feeds, "feeds", {})
-    monkeypatch.setattr(consumers, "page_renders", SharedRenders())
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
-
-
-@pytest.fixture
-def session(client, django_user_model) -> str:
-    client.force_login(django_user_model.objects.create_user("alice", password="pw-alice-1234"))
-    return client.cookies["sessionid"].value
 
 
 @pytest.fixture
