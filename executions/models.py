@@ -107,6 +107,14 @@ class Execution(models.Model):
     submitted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    rerun_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="reruns",
+        help_text="The finished execution this one runs again.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -119,7 +127,12 @@ class Execution(models.Model):
             models.Index(fields=["state", "-priority", "queued_at"], name="execution_ready"),
             models.Index(fields=["agent", "state"], name="execution_agent_state"),
             models.Index(fields=["concurrency_group", "state"], name="execution_group_state"),
+            # Keyset pages of the lists, newest first, filtered by state, agent or submitter.
+            models.Index(fields=["state", "-id"], name="execution_state_id"),
+            models.Index(fields=["agent", "-id"], name="execution_agent_id"),
+            models.Index(fields=["submitted_by", "-id"], name="execution_submitter"),
         ]
+        permissions = [("operate_executions", "Can see and act on every user's tasks and executions")]
 
     def __str__(self) -> str:
         return f"Execution {self.pk} ({self.state})"
@@ -184,6 +197,14 @@ class ExecutionEvent(models.Model):
     from_state = models.CharField(max_length=16, blank=True)
     to_state = models.CharField(max_length=16, blank=True)
     data = models.JSONField(decoder=StorableJSONDecoder, default=dict, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who did it, when a person did (submitted, cancelled, retried...).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -204,5 +225,28 @@ class ExecutionEvent(models.Model):
             "from_state": self.from_state or None,
             "to_state": self.to_state or None,
             "data": self.data,
+            "actor": self.actor_id,
             "at": self.created_at.isoformat(),
         }
+
+
+class IdempotencyKey(models.Model):
+    """A client's ``Idempotency-Key`` for a submit: the same key from the same user returns
+    the first submit's execution instead of making another one.
+
+    The unique constraint decides between concurrent submits with one key: one
+    inserts the key and submits, the others wait for its commit and return its
+    execution.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of the request body the key was first used with.")
+    execution = models.ForeignKey(Execution, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique")]
+
+    def __str__(self) -> str:
+        return self.key

@@ -84,6 +84,7 @@ def execution_submit(
     hold: bool = False,
     strategy: str | None = None,
     concurrency_group: ConcurrencyGroup | None = None,
+    rerun_of: Execution | None = None,
 ) -> Execution:
     """Create an execution of ``task`` (or of a new task made from ``input_data``) and queue it.
 
@@ -128,16 +129,56 @@ def execution_submit(
             routing=routing,
             concurrency_group=concurrency_group,
             submitted_by=submitted_by,
+            rerun_of=rerun_of,
             queued_at=None if hold else now,
         )
-        data = {"reason": "submitted", **({"routed_to": agent.name} if routing else {})}
+        data = {
+            "reason": "submitted",
+            **({"by": submitted_by.get_username()} if submitted_by else {}),
+            **({"routed_to": agent.name} if routing else {}),
+            **({"rerun_of": rerun_of.pk} if rerun_of else {}),
+        }
         event = ExecutionEvent.objects.create(
-            execution=execution, kind=EventKind.STATE, from_state="", to_state=state, data=data
+            execution=execution, kind=EventKind.STATE, from_state="", to_state=state, data=data, actor=submitted_by
         )
         live.publish_on_commit(execution.pk, event.pk)
         if not hold:
             wakeups.wake_on_commit()
     return execution
+
+
+def execution_rerun(*, execution: Execution, by=None, input_data: Any = None) -> Execution:
+    """Run a finished execution again as a new execution linked to it (``rerun_of``).
+
+    With ``input_data`` the new run gets a task of its own with that input (the
+    old task is left as it was); without, it runs the same task. The agent is
+    the one the old run used, whatever routing would say now.
+    """
+    if not execution.is_finished:
+        raise TransitionConflict(f"Execution {execution.pk} is {execution.state}; only a finished run can run again.")
+    old = execution.task
+    task = old
+    if input_data is not None:
+        task = task_create(
+            name=old.name,
+            description=old.description,
+            input_data=input_data,
+            tags=old.tags,
+            agent=old.agent,
+            priority=old.priority,
+            routing_strategy=old.routing_strategy,
+            created_by=by,
+        )
+    return execution_submit(
+        task=task,
+        agent=execution.agent,
+        timeout=execution.timeout_seconds,
+        max_attempts=execution.max_attempts,
+        priority=execution.priority,
+        metadata=execution.metadata,
+        submitted_by=by,
+        rerun_of=execution,
+    )
 
 
 def execution_release(*, execution: Execution) -> Execution:
@@ -172,6 +213,7 @@ def execution_cancel(*, execution: Execution, by=None, reason: str = "") -> Exec
             expected=WAITING | ACTIVE,
             fields={"lease_owner": "", "lease_expires_at": None},
             data={"reason": reason or f"cancelled by {who}", "by": who},
+            actor=by,
         )
         if event.from_state in ACTIVE:
             wakeups.wake_on_commit()  # a concurrency slot freed: an execution waiting for it may start
@@ -193,6 +235,7 @@ def execution_retry(*, execution: Execution, by=None) -> Execution:
                 attempt, max_attempts=max(current["max_attempts"], attempt), queued_at=timezone.now()
             ),
             data={"reason": f"retried by {who}", "by": who, "attempt": attempt},
+            actor=by,
         )
         wakeups.wake_on_commit()
     execution.refresh_from_db()
@@ -348,6 +391,7 @@ __all__ = [
     "execution_fail",
     "execution_release",
     "execution_requeue",
+    "execution_rerun",
     "execution_retry",
     "execution_start",
     "execution_submit",

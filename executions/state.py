@@ -101,6 +101,7 @@ def transition(
     where: dict[str, Any] | None = None,
     fields: dict[str, Any] | None = None,
     data: dict[str, Any] | None = None,
+    actor=None,
 ) -> ExecutionEvent:
     """Move one execution to ``to_state`` and record why, atomically.
 
@@ -110,7 +111,7 @@ def transition(
     ``TransitionConflict`` (or ``InvalidTransition`` when its state never
     allows the move), and so does a mismatch of the extra conditions in
     ``where``. ``fields`` are written in the same UPDATE; ``data`` goes into the
-    event row.
+    event row, and ``actor`` (the user who asked for it, if a person did) too.
     """
     expected = set(expected)
     if not expected:
@@ -131,7 +132,7 @@ def transition(
         if to_state in FINISHED:
             values.setdefault("finished_at", now)
         values = {"state": to_state, "updated_at": now, **values}
-        event = _move(execution_id, current=current, where=where or {}, values=values, data=data or {})
+        event = _move(execution_id, current=current, where=where or {}, values=values, data=data or {}, actor=actor)
         if event is None:
             actual = _current_state(execution_id)
             if actual != current:
@@ -174,7 +175,7 @@ EXECUTIONS = Execution._meta.db_table
 EVENTS = ExecutionEvent._meta.db_table
 EVENT_FIELDS = [
     ExecutionEvent._meta.get_field(name)
-    for name in ("execution", "kind", "from_state", "to_state", "data", "created_at")
+    for name in ("execution", "kind", "from_state", "to_state", "data", "actor", "created_at")
 ]
 
 
@@ -189,7 +190,9 @@ def _plain_field(name: str) -> Field | None:
     return None if field.is_relation or not field.concrete else field
 
 
-def _move(execution_id: int, *, current: str, where: dict, values: dict, data: dict) -> ExecutionEvent | None:
+def _move(
+    execution_id: int, *, current: str, where: dict, values: dict, data: dict, actor=None
+) -> ExecutionEvent | None:
     """The compare-and-set and its event row; None (and nothing written) if it matched no row.
 
     On PostgreSQL both are one statement (a data-modifying ``WITH``), so a
@@ -202,6 +205,7 @@ def _move(execution_id: int, *, current: str, where: dict, values: dict, data: d
         from_state=current,
         to_state=values["state"],
         data=data,
+        actor_id=getattr(actor, "pk", None),
         created_at=timezone.now(),
     )
     update = _update_sql(execution_id, current=current, where=where, values=values)

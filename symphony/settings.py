@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "django_q",
     "django_htmx",
     "template_partials",
+    "ninja",  # its static files: the API docs page loads Swagger UI from here, not from a CDN
     "routing",
     "executions",
     "workflows",
@@ -221,6 +222,16 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# The cache holds the API's throttle counts: shared by every web process through Redis.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": os.environ.get("SYMPHONY_CACHE_PREFIX", "symphony"),
+        }
+    }
+
 # Executions ------------------------------------------------------------------
 
 SYMPHONY_DEFAULT_TIMEOUT = env_float("SYMPHONY_DEFAULT_TIMEOUT", 300.0)
@@ -264,6 +275,10 @@ SYMPHONY_DRAIN_SECONDS = env_float("SYMPHONY_DRAIN_SECONDS", 10.0)
 # 4 workers: 6.1 s with 50 slots, 3.9 s with 100, 3.1 s with 250 (bench/README.md).
 SYMPHONY_SLOTS = env_int("SYMPHONY_SLOTS", 100)
 # Routing: round_robin, capability_match, content_match, load_balanced or custom.
+# The JSON API's throttles: requests per token, and per user over all their tokens and the session
+# ("N/s", "N/m", "N/h" or "N/d"). Counted in the cache: Redis when REDIS_URL is set, else each process's memory.
+SYMPHONY_API_RATE_PER_TOKEN = os.environ.get("SYMPHONY_API_RATE_PER_TOKEN", "600/m")
+SYMPHONY_API_RATE_PER_USER = os.environ.get("SYMPHONY_API_RATE_PER_USER", "1200/m")
 SYMPHONY_ROUTING_STRATEGY = os.environ.get("SYMPHONY_ROUTING_STRATEGY", "content_match")
 SYMPHONY_CUSTOM_ROUTER = os.environ.get("SYMPHONY_CUSTOM_ROUTER", "")
 # Worker processes cannot reach an in-memory channel layer, so the web process

@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class WorkflowsConfig(AppConfig):
@@ -20,3 +21,10 @@ class WorkflowsConfig(AppConfig):
         register_subcommand(WorkflowCommand())
         register_demo_loader(load_demo_workflow)
         register_relay_source(run_events_since)
+        post_migrate.connect(_operators_group, sender=self)
+
+
+def _operators_group(sender, using="default", **kwargs) -> None:
+    from executions.access import grant_to_operators
+
+    grant_to_operators([("workflows", "operate_runs")])

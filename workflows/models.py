@@ -103,7 +103,11 @@ class WorkflowRun(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["status", "-id"], name="workflow_run_status")]
+        indexes = [
+            models.Index(fields=["status", "-id"], name="workflow_run_status"),
+            models.Index(fields=["created_by", "-id"], name="workflow_run_creator"),
+        ]
+        permissions = [("operate_runs", "Can see and act on every user's workflow runs")]
 
     def __str__(self) -> str:
         return f"{self.name} #{self.pk} ({self.status})"

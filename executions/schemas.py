@@ -1,0 +1,167 @@
+"""The JSON API's shapes for tasks, executions and their events (ninja ``Schema``s).
+
+Limits come from the same settings the services enforce, so the OpenAPI schema
+tells a client what will be refused before it asks.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from django.conf import settings
+from django.urls import reverse
+from ninja import Field, Schema
+
+from executions.models import EventKind, Execution, ExecutionEvent, ExecutionState, Task
+from executions.validation import DESCRIPTION_MAX_CHARS, NAME_MAX_CHARS, TAG_MAX_CHARS
+from routing.decisions import RoutingStrategy
+
+Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX_CHARS)]
+Priority = Annotated[int, Field(ge=settings.SYMPHONY_MIN_PRIORITY, le=settings.SYMPHONY_MAX_PRIORITY)]
+Timeout = Annotated[float, Field(gt=0, le=settings.SYMPHONY_MAX_TIMEOUT, description="Seconds.")]
+MaxAttempts = Annotated[int, Field(ge=1, le=settings.SYMPHONY_MAX_ATTEMPTS_LIMIT)]
+
+
+class SubmitIn(Schema):
+    """A task to run: name an agent, or leave it out to let the router choose."""
+
+    agent: str | None = Field(None, max_length=100, description="Agent name; omit to route.", examples=["echo"])
+    task_id: int | None = Field(None, ge=1, description="Run an existing task instead of a new one.")
+    input: Any = Field(None, description="The task's input (any JSON).", examples=[{"query": "Summarise this"}])
+    name: str | None = Field(None, min_length=1, max_length=NAME_MAX_CHARS)
+    tags: list[Tag] = Field(default_factory=list, max_length=100, description="For capability matching.")
+    strategy: RoutingStrategy | None = Field(None, description="Routing strategy when no agent is named.")
+    priority: Priority | None = None
+    timeout: Timeout | None = None
+    max_attempts: MaxAttempts | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class RerunIn(Schema):
+    input: Any = Field(None, description="A new input for the new run; omit to reuse the old task.")
+
+
+class TaskIn(Schema):
+    name: str = Field(..., min_length=1, max_length=NAME_MAX_CHARS, examples=["Translate greeting"])
+    description: str = Field("", max_length=DESCRIPTION_MAX_CHARS)
+    input: Any = Field(None, examples=[{"query": "Translate 'hello' to French"}])
+    tags: list[Tag] = Field(default_factory=list, max_length=100)
+    agent: str | None = Field(None, max_length=100, description="Agent to run it with; omit to route.")
+    routing_strategy: RoutingStrategy | None = None
+    priority: Priority = 0
+
+
+class TaskOut(Schema):
+    id: int
+    name: str
+    description: str
+    input: Any
+    tags: list[str]
+    agent: str | None
+    routing_strategy: str
+    priority: int
+    created_by: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, task: Task) -> "TaskOut":
+        return cls(
+            id=task.pk,
+            name=task.name,
+            description=task.description,
+            input=task.input_data,
+            tags=task.tags,
+            agent=task.agent.name if task.agent_id else None,
+            routing_strategy=task.routing_strategy,
+            priority=task.priority,
+            created_by=task.created_by.get_username() if task.created_by_id else None,
+            created_at=task.created_at,
+        )
+
+
+class ExecutionSummary(Schema):
+    id: int
+    task_id: int
+    name: str
+    agent: str
+    state: ExecutionState
+    priority: int
+    attempt: int
+    max_attempts: int
+    progress: float
+    current_step: str
+    submitted_by: str | None
+    rerun_of: int | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    url: str = Field(..., description="The execution's live page.")
+
+    @classmethod
+    def fields_of(cls, execution: Execution) -> dict:
+        return {
+            "id": execution.pk,
+            "task_id": execution.task_id,
+            "name": execution.task.name,
+            "agent": execution.agent.name,
+            "state": execution.state,
+            "priority": execution.priority,
+            "attempt": execution.attempt,
+            "max_attempts": execution.max_attempts,
+            "progress": execution.progress,
+            "current_step": execution.current_step,
+            "submitted_by": execution.submitted_by.get_username() if execution.submitted_by_id else None,
+            "rerun_of": execution.rerun_of_id,
+            "created_at": execution.created_at,
+            "started_at": execution.started_at,
+            "finished_at": execution.finished_at,
+            "url": reverse("executions:detail", kwargs={"execution_id": execution.pk}),
+        }
+
+    @classmethod
+    def of(cls, execution: Execution) -> "ExecutionSummary":
+        return cls(**cls.fields_of(execution))
+
+
+class ExecutionOut(ExecutionSummary):
+    input: Any
+    tags: list[str]
+    timeout_seconds: float
+    result: Any
+    error: Any
+    usage: dict[str, Any]
+    metadata: dict[str, Any]
+    routing: dict[str, Any] | None = Field(None, description="How the agent was chosen, when the router chose.")
+
+    @classmethod
+    def of(cls, execution: Execution) -> "ExecutionOut":
+        return cls(
+            **cls.fields_of(execution),
+            input=execution.task.input_data,
+            tags=execution.task.tags,
+            timeout_seconds=execution.timeout_seconds,
+            result=execution.result,
+            error=execution.error,
+            usage=execution.usage,
+            metadata=execution.metadata,
+            routing=execution.routing,
+        )
+
+
+class ExecutionPage(Schema):
+    items: list[ExecutionSummary]
+    next: str | None = Field(None, description="The URL of the next (older) page; null on the last.")
+
+
+class EventOut(Schema):
+    id: int
+    execution: int
+    kind: EventKind
+    from_state: ExecutionState | None
+    to_state: ExecutionState | None
+    data: Any
+    actor: int | None = Field(None, description="The user who did it, when a person did.")
+    at: datetime
+
+    @classmethod
+    def of(cls, event: ExecutionEvent) -> "EventOut":
+        return cls(**event.as_message())
