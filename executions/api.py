@@ -5,7 +5,7 @@ from datetime import datetime
 
 from django.http import HttpRequest
 from django.urls import reverse
-from ninja import Header, Query, Router, Schema
+from ninja import Header, Query, Router, Schema, Status
 from ninja.errors import HttpError
 
 from executions import access, services
@@ -59,7 +59,7 @@ def execution_submit(request: HttpRequest, body: SubmitIn, idempotency_key: str 
         execution = submit()
     else:
         execution, _ = submit_once(user=user, key=idempotency_key, digest=fingerprint(body.dict()), submit=submit)
-    return 201, ExecutionOut.of(_detail(request, execution.pk))
+    return Status(201, ExecutionOut.of(_detail(request, execution.pk)))
 
 
 class ListFilters(Schema):
@@ -134,7 +134,7 @@ def execution_rerun(request: HttpRequest, execution_id: int, body: RerunIn | Non
     again = services.execution_rerun(
         execution=_detail(request, execution_id), by=request.user, input_data=body.input if body else None
     )
-    return 201, ExecutionOut.of(_detail(request, again.pk))
+    return Status(201, ExecutionOut.of(_detail(request, again.pk)))
 
 
 @router.post("/tasks", response={201: TaskOut}, summary="Create a task")
@@ -150,7 +150,7 @@ def task_create(request: HttpRequest, body: TaskIn):
         routing_strategy=body.routing_strategy or "",
         created_by=request.user,
     )
-    return 201, TaskOut.of(task)
+    return Status(201, TaskOut.of(task))
 
 
 @router.get("/tasks", response=list[TaskOut], summary="List tasks")
