@@ -29,10 +29,13 @@ from multiprocessing.connection import wait
 
 import psutil
 from django.conf import settings
+from django.db import connection
 from django_q.cluster import Cluster, Sentinel, get_mp_context
 from django_q.signals import post_spawn
 
 from executions import shutdown
+from executions.heartbeats import BEAT_SECONDS, Beater
+from executions.models import ProcessRole
 from executions.stop_signals import STOP_SIGNALS, blocked, on_stop_signal, read_signals, signal_pipe
 from routing.factory import preload_kinds
 
@@ -54,6 +57,7 @@ class WorkerCluster(Cluster):
         with blocked():
             super().__init__()  # django-q2's handlers stop from signal context: replaced at once
             self._signals = signal_pipe()
+        self._beater = Beater(ProcessRole.WORKER)
 
     def start(self) -> int:
         context = get_mp_context()
@@ -85,6 +89,8 @@ class WorkerCluster(Cluster):
             )
             self.stop_event.set()
         self.sentinel.join()
+        self._beater.end()
+        connection.close()
         clean = signalled and self.sentinel.exitcode == 0
         if not clean:
             logger.error("Worker cluster %s: sentinel ended with exit code %s", self.name, self.sentinel.exitcode)
@@ -94,9 +100,12 @@ class WorkerCluster(Cluster):
         return 0 if clean else 1
 
     def _wait_for_stop_signal(self) -> bool:
-        """Block until a stop signal (True) or the sentinel's end (False)."""
+        """Block until a stop signal (True) or the sentinel's end (False), saying every
+        ``BEAT_SECONDS`` that the cluster is alive (``executions.heartbeats``)."""
         while True:
-            ready = wait([self._signals, self.sentinel.sentinel])
+            self._beater.beat()
+            connection.close()  # not one idle database connection per cluster between beats
+            ready = wait([self._signals, self.sentinel.sentinel], timeout=BEAT_SECONDS)
             if self._signals in ready and read_signals(self._signals) & set(STOP_SIGNALS):
                 return True
             if self.sentinel.sentinel in ready:

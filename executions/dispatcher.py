@@ -11,6 +11,8 @@ import threading
 from django.conf import settings
 from django.db import close_old_connections
 
+from executions.heartbeats import BEAT_SECONDS, Beater, heartbeats_forget_old
+from executions.models import ProcessRole
 from executions.recovery import reap_expired_leases, wake_for_waiting_work
 from executions.signals import dispatch_passes
 
@@ -31,7 +33,15 @@ def dispatch_once() -> dict[str, int]:
 def run_dispatcher(stop: threading.Event, interval: float | None = None) -> None:
     interval = settings.SYMPHONY_DISPATCH_INTERVAL if interval is None else interval
     logger.info("Dispatcher started (every %.2fs)", interval)
+    # Its heartbeat says a pass has started lately (``executions.health``); at most every BEAT_SECONDS.
+    beater = Beater(ProcessRole.DISPATCHER, every=min(interval, BEAT_SECONDS))
+    try:
+        heartbeats_forget_old()
+    except Exception:
+        logger.exception("Could not remove old heartbeats; trying again at the next start")
     while not stop.is_set():
+        close_old_connections()
+        beater.beat()
         try:
             counts = dispatch_once()
             if any(counts.values()):
@@ -39,4 +49,5 @@ def run_dispatcher(stop: threading.Event, interval: float | None = None) -> None
         except Exception:
             logger.exception("Dispatcher pass failed; trying again")
         stop.wait(interval)
+    beater.end()
     logger.info("Dispatcher stopped")

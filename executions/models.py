@@ -250,3 +250,24 @@ class IdempotencyKey(models.Model):
 
     def __str__(self) -> str:
         return self.key
+
+
+class ProcessRole(models.TextChoices):
+    WORKER = "worker"  # a worker cluster: manage.py symphony worker
+    DISPATCHER = "dispatcher"  # manage.py symphony dispatcher
+
+
+class Heartbeat(models.Model):
+    """A long-running process saying it is alive: one row per process, ``beat_at`` moved on as it
+    works, deleted when it stops cleanly. The health check reads the ages (``executions.health``)."""
+
+    name = models.CharField(max_length=200, unique=True, help_text="role:host:pid")
+    role = models.CharField(max_length=20, choices=ProcessRole.choices)
+    started_at = models.DateTimeField(auto_now_add=True)
+    beat_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["role", "-beat_at"], name="heartbeat_role_beat")]
+
+    def __str__(self) -> str:
+        return self.name

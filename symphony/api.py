@@ -19,7 +19,11 @@ from ninja.security import HttpBearer, SessionAuth
 from ninja.throttling import AuthRateThrottle, UserRateThrottle
 
 from executions.api import router as executions_router
+from executions.routing_api import router as routing_router
+from routing.api import router as agents_router
 from symphony import problems
+from symphony.health import router as health_router
+from workflows.api import router as workflows_router
 
 
 @dataclass(frozen=True)
@@ -106,3 +110,7 @@ api = SymphonyAPI(
 )
 problems.install(api)
 api.add_router("/", executions_router)
+api.add_router("/", agents_router)
+api.add_router("/", routing_router)
+api.add_router("/", workflows_router)
+api.add_router("/", health_router)

@@ -3,7 +3,7 @@
 What the pages make of them is in ``workflows.presenters``.
 """
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from workflows.models import RunEvent, StepRun, WorkflowDefinition, WorkflowRun, WorkflowStatus, WorkflowVersion
 
@@ -22,11 +22,18 @@ def definition_list() -> list[WorkflowDefinition]:
     return definitions
 
 
-def run_list(*, status: str | None = None, before: int | None = None, limit: int = RUNS_PER_PAGE) -> list[WorkflowRun]:
+def run_list(
+    *,
+    status: str | None = None,
+    before: int | None = None,
+    limit: int = RUNS_PER_PAGE,
+    runs: QuerySet[WorkflowRun] | None = None,
+) -> list[WorkflowRun]:
     """Newest first, ``limit`` + 1 of them (the extra one says there is a next page): keyset paging on the id,
-    which the (status, -id) index serves with or without a status."""
+    which the (status, -id) index serves with or without a status. ``runs``: only these (what a user may see)."""
+    runs = WorkflowRun.objects.all() if runs is None else runs
     # A version's spec can be megabytes; the list shows only its number.
-    runs = WorkflowRun.objects.select_related("version", "created_by").defer("version__spec").order_by("-id")
+    runs = runs.select_related("version__definition", "created_by").defer("version__spec").order_by("-id")
     if status:
         runs = runs.filter(status=status)
     if before:
@@ -53,7 +60,7 @@ def run_step_rows(*, run_id: int) -> dict[str, list[StepRun]]:
     """The run's current (not superseded) step rows by step id, items and iterations in order."""
     rows = StepRun.objects.filter(run_id=run_id, superseded=False).order_by("index", "iteration", "id")
     grouped: dict[str, list[StepRun]] = {}
-    for row in rows.defer("task"):
+    for row in rows.select_related("decided_by").defer("task"):
         grouped.setdefault(row.step_id, []).append(row)
     return grouped
 

@@ -5,13 +5,21 @@ Kept free of the kinds' client libraries so that ``routing.models`` can import i
 
 import re
 from collections.abc import Iterator
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from django.core.exceptions import ValidationError
 
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_WORDS = ("key", "token", "secret", "password", "authorization", "cookie", "credential")
 SECRET_ADVICE = "secrets are never stored in settings: put the key in an environment variable and name it in secret_env"
+
+# A run of 16+ letters and digits mixing both, between underscores: how keys look ("sk_live_51Hx...",
+# "ghp_..."), and no environment variable's name does.
+KEY_LIKE_PART = re.compile(r"(?=[A-Za-z0-9]*[0-9])(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{16,}")
+# A header value that carries its own credentials.
+CREDENTIAL_SCHEMES = ("bearer ", "basic ", "token ", "digest ")
+REDACTED = "[redacted]"
 
 KIND_SETTINGS = {
     "llm": {"base_url", "model", "temperature", "max_tokens", "request_timeout", "max_retries"},
@@ -25,13 +33,65 @@ def validate_kind_settings(kind: str, settings: object, *, secret_env: str = "")
     settings_problems = list(_settings_problems(kind, settings))
     if settings_problems:
         errors["settings"] = settings_problems
-    if secret_env and not ENV_NAME.fullmatch(secret_env):
+    if secret_env and (not ENV_NAME.fullmatch(secret_env) or _looks_like_a_key(secret_env)):
         # Deliberately does not repeat the value: it may be a key pasted into the wrong field.
         errors["secret_env"] = [
             "secret_env names an environment variable (letters, digits and _, like OPENAI_API_KEY), not the key itself."
         ]
     if errors:
         raise ValidationError(errors)
+
+
+def _looks_like_a_key(name: str) -> bool:
+    return any(KEY_LIKE_PART.fullmatch(part) for part in name.split("_"))
+
+
+def _secret_name(name: object) -> bool:
+    return any(word in str(name).lower() for word in SECRET_WORDS)
+
+
+def public_settings(kind: str, settings: Any) -> Any:
+    """``settings`` as the API and the pages may show them: any secret a row holds replaced by ``[redacted]``.
+
+    Validation refuses secrets in an llm or http agent's settings, but rows written by code,
+    fixtures or before a rule existed were not validated, and a python agent's settings are
+    its own; what is shown is redacted whatever the row holds.
+    """
+    if not isinstance(settings, dict):
+        return settings
+    known = KIND_SETTINGS.get(kind, {"path"})  # "max_tokens" is no token
+    shown: dict[str, Any] = {}
+    for name, value in settings.items():
+        if _secret_name(name) and name not in known:
+            shown[name] = REDACTED
+        elif name == "headers" and isinstance(value, dict):
+            shown[name] = {
+                header: REDACTED if _secret_name(header) or _carries_credentials(text) else text
+                for header, text in value.items()
+            }
+        elif isinstance(value, str) and "://" in value:
+            shown[name] = _url_without_secrets(value)
+        else:
+            shown[name] = value
+    return shown
+
+
+def _carries_credentials(value: object) -> bool:
+    return isinstance(value, str) and value.strip().lower().startswith(CREDENTIAL_SCHEMES)
+
+
+def _url_without_secrets(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        has_credentials = bool(parts.username or parts.password)
+    except ValueError:
+        return REDACTED
+    parameters = parse_qsl(parts.query, keep_blank_values=True)
+    if not has_credentials and not any(_secret_name(name) for name, _ in parameters):
+        return url
+    netloc = ("[redacted]@" if has_credentials else "") + parts.netloc.rpartition("@")[2]
+    query = "&".join(f"{name}={REDACTED if _secret_name(name) else value}" for name, value in parameters)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def _settings_problems(kind: str, settings: object) -> Iterator[str]:
@@ -46,7 +106,7 @@ def _settings_problems(kind: str, settings: object) -> Iterator[str]:
     if allowed is None:
         return  # an unknown kind is reported by the kind field's own choices
     for name in sorted(set(settings) - allowed):
-        if any(word in name.lower() for word in SECRET_WORDS):
+        if _secret_name(name):
             yield f"settings.{name}: {SECRET_ADVICE}."
         else:
             yield f"Unknown setting {name!r} for a {kind} agent; expected some of: {', '.join(sorted(allowed))}."
@@ -75,7 +135,7 @@ def _http_problems(settings: dict) -> Iterator[str]:
         yield 'settings.headers must be an object of header names to values, like {"X-Team": "search"}.'
         return
     for name, value in headers.items():
-        if any(word in name.lower() for word in SECRET_WORDS):
+        if _secret_name(name) or _carries_credentials(value):
             yield f"settings.headers.{name}: {SECRET_ADVICE} (it is sent as Authorization: Bearer <key>)."
         elif not isinstance(value, str):
             yield f"settings.headers.{name} must be a string."
@@ -91,6 +151,8 @@ def _url_problems(settings: dict, name: str, *, example: str) -> Iterator[str]:
         yield f"settings.{name} must be an http:// or https:// URL with a host, like {example!r}."
     elif parts.username or parts.password:
         yield f"settings.{name} must not carry credentials: {SECRET_ADVICE}."
+    elif any(_secret_name(parameter) for parameter, _ in parse_qsl(parts.query, True)):
+        yield f"settings.{name} must not carry a key in its query string: {SECRET_ADVICE}."
 
 
 def _is_number(value: object) -> bool:

@@ -47,14 +47,14 @@ def session(client, alice) -> str:
 
 
 @pytest.fixture
-def run(define) -> WorkflowRun:
+def run(define, alice) -> WorkflowRun:
     define(
         [
             {"id": "first", "agent": "echo", "input": {"text": "{{ input.text }}"}},
             {"id": "review", "depends_on": ["first"], "approval": {"message": "Ship it?"}},
         ]
     )
-    return workflow_run_start(definition="wf", input={"text": "hello"})
+    return workflow_run_start(definition="wf", input={"text": "hello"}, by=alice)
 
 
 class ThreadSafeLayer:

@@ -1,6 +1,7 @@
 """Runs of workflow definitions: every pattern, driven by the real worker loop in this process."""
 
 import pytest
+from django.contrib.auth.models import Group
 
 from executions.models import Execution
 from executions.models import ExecutionState as ES
@@ -199,12 +200,29 @@ def test_a_rejection_fails_the_run(define, work_off, django_user_model):
     define(
         [{"id": "review", "approval": {"message": "ok?"}}, {"id": "after", "agent": "echo", "depends_on": ["review"]}]
     )
-    run = workflow_run_start(definition="wf")
-    run = workflow_step_reject(run=run, step_id="review", by=django_user_model.objects.create_user("bob"),
-                               comment="no")  # fmt: skip
+    bob = django_user_model.objects.create_user("bob")
+    run = workflow_run_start(definition="wf", by=bob)
+    run = workflow_step_reject(run=run, step_id="review", by=bob, comment="no")
     assert run.status == WorkflowStatus.FAILED and run.error["message"] == "rejected by bob: no"
     with pytest.raises(WorkflowError, match="not waiting for approval"):
         workflow_step_approve(run=run, step_id="review", by=None)
+
+
+def test_a_step_naming_nobody_is_decided_by_whoever_may_act_on_the_run(define, django_user_model):
+    define([{"id": "review", "approval": {"message": "ok?"}}])
+    owner = django_user_model.objects.create_user("owner")
+    stranger = django_user_model.objects.create_user("stranger")
+    operator = django_user_model.objects.create_user("operator")
+    operator.groups.add(Group.objects.get(name="operators"))
+    mine, other = workflow_run_start(definition="wf", by=owner), workflow_run_start(definition="wf", by=owner)
+
+    with pytest.raises(WorkflowError, match="stranger may not decide"):
+        workflow_step_approve(run=mine, step_id="review", by=stranger)
+    with pytest.raises(WorkflowError, match="system may not decide"):
+        workflow_step_approve(run=mine, step_id="review", by=None)
+
+    assert workflow_step_approve(run=mine, step_id="review", by=owner).status == WorkflowStatus.COMPLETED
+    assert workflow_step_approve(run=other, step_id="review", by=operator).status == WorkflowStatus.COMPLETED
 
 
 def test_pause_lets_running_steps_finish_and_starts_nothing_until_resumed(define, work_off):
