@@ -5,11 +5,11 @@ from datetime import datetime
 
 from django.http import HttpRequest
 from django.urls import reverse
-from ninja import Header, Query, Router, Schema, Status
-from ninja.errors import HttpError
+from ninja import Field, Header, Path, Query, Router, Schema, Status
 
 from executions import access, services
 from executions.idempotency import fingerprint, submit_once
+from executions.ids import ID_MAX
 from executions.listing import MAX_PAGE_SIZE, PAGE_SIZE, ExecutionFilters, execution_page
 from executions.models import Execution, ExecutionEvent, ExecutionState
 from executions.schemas import EventOut, ExecutionOut, ExecutionPage, RerunIn, SubmitIn, TaskIn, TaskOut
@@ -18,6 +18,7 @@ from routing.models import AgentConfig
 
 router = Router(tags=["executions"])
 EVENTS_LIMIT = 500
+ExecutionId = Path(..., ge=1, le=ID_MAX)
 
 
 def _agent(name: str | None) -> AgentConfig | None:
@@ -69,16 +70,14 @@ class ListFilters(Schema):
     created_after: datetime | None = None
     created_before: datetime | None = None
     q: str = ""
-    before: int | None = None
-    limit: int = PAGE_SIZE
+    before: int | None = Field(None, ge=1, le=ID_MAX, description="The last id seen: older ones follow.")
+    limit: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
 
 @router.get("/executions", response=ExecutionPage, summary="List executions", url_name="execution_list")
 def execution_list(request: HttpRequest, filters: Query[ListFilters]):
     """Newest first, what you may see, filtered; follow ``next`` for older pages (a keyset cursor:
     a deep page costs what the first does)."""
-    if not 1 <= filters.limit <= MAX_PAGE_SIZE:
-        raise HttpError(422, f"limit must be between 1 and {MAX_PAGE_SIZE}.")
     chosen = ExecutionFilters(
         states=tuple(filters.state),
         agent=filters.agent,
@@ -97,23 +96,26 @@ def execution_list(request: HttpRequest, filters: Query[ListFilters]):
 
 
 @router.get("/executions/{execution_id}", response=ExecutionOut, summary="Get an execution")
-def execution_get(request: HttpRequest, execution_id: int):
+def execution_get(request: HttpRequest, execution_id: int = ExecutionId):
     return ExecutionOut.of(_detail(request, execution_id))
 
 
 @router.get("/executions/{execution_id}/events", response=list[EventOut], summary="An execution's events")
-def execution_events(request: HttpRequest, execution_id: int, after: int = 0, limit: int = EVENTS_LIMIT):
+def execution_events(
+    request: HttpRequest,
+    execution_id: int = ExecutionId,
+    after: int = Query(0, ge=0, le=ID_MAX),
+    limit: int = Query(EVENTS_LIMIT, ge=1, le=EVENTS_LIMIT),
+):
     """Its history, progress and log as events, oldest first, with ids above ``after``: poll with the
     last id you saw and miss nothing (the websocket ``/ws/executions/{id}/`` pushes the same objects)."""
-    if not 1 <= limit <= EVENTS_LIMIT:
-        raise HttpError(422, f"limit must be between 1 and {EVENTS_LIMIT}.")
     execution = _detail(request, execution_id)
     events: list[ExecutionEvent] = execution_events_after(execution_id=execution.pk, after_id=after, limit=limit)
     return [EventOut.of(event) for event in events]
 
 
 @router.post("/executions/{execution_id}/cancel", response=ExecutionOut, summary="Cancel an execution")
-def execution_cancel(request: HttpRequest, execution_id: int):
+def execution_cancel(request: HttpRequest, execution_id: int = ExecutionId):
     """A waiting or running execution is CANCELLED at once (a running agent learns it at its next
     heartbeat); a finished one is a 409."""
     services.execution_cancel(execution=_detail(request, execution_id), by=request.user)
@@ -121,14 +123,14 @@ def execution_cancel(request: HttpRequest, execution_id: int):
 
 
 @router.post("/executions/{execution_id}/retry", response=ExecutionOut, summary="Retry a failed execution")
-def execution_retry(request: HttpRequest, execution_id: int):
+def execution_retry(request: HttpRequest, execution_id: int = ExecutionId):
     """A new attempt of a FAILED execution, under the same id; any other state is a 409."""
     services.execution_retry(execution=_detail(request, execution_id), by=request.user)
     return ExecutionOut.of(_detail(request, execution_id))
 
 
 @router.post("/executions/{execution_id}/rerun", response={201: ExecutionOut}, summary="Run a finished one again")
-def execution_rerun(request: HttpRequest, execution_id: int, body: RerunIn | None = None):
+def execution_rerun(request: HttpRequest, execution_id: int = ExecutionId, body: RerunIn | None = None):
     """A new execution of a finished one (any end state), with the same agent and settings and,
     unless ``input`` is given, the same task; it links back with ``rerun_of``."""
     again = services.execution_rerun(
@@ -154,10 +156,12 @@ def task_create(request: HttpRequest, body: TaskIn):
 
 
 @router.get("/tasks", response=list[TaskOut], summary="List tasks")
-def task_list(request: HttpRequest, before: int | None = None, limit: int = PAGE_SIZE):
+def task_list(
+    request: HttpRequest,
+    before: int | None = Query(None, ge=1, le=ID_MAX),
+    limit: int = Query(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE),
+):
     """Newest first; pass the last id seen as ``before`` for older ones."""
-    if not 1 <= limit <= MAX_PAGE_SIZE:
-        raise HttpError(422, f"limit must be between 1 and {MAX_PAGE_SIZE}.")
     tasks = access.tasks_visible_to(request.user).select_related("agent", "created_by").order_by("-id")
     if before is not None:
         tasks = tasks.filter(id__lt=before)
@@ -165,5 +169,5 @@ def task_list(request: HttpRequest, before: int | None = None, limit: int = PAGE
 
 
 @router.get("/tasks/{task_id}", response=TaskOut, summary="Get a task")
-def task_get(request: HttpRequest, task_id: int):
+def task_get(request: HttpRequest, task_id: int = Path(..., ge=1, le=ID_MAX)):
     return TaskOut.of(access.task_for(request.user, task_id))

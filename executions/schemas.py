@@ -11,6 +11,7 @@ from django.conf import settings
 from django.urls import reverse
 from ninja import Field, Schema
 
+from executions.ids import ID_MAX
 from executions.models import EventKind, Execution, ExecutionEvent, ExecutionState, Task
 from executions.validation import DESCRIPTION_MAX_CHARS, NAME_MAX_CHARS, TAG_MAX_CHARS
 from routing.decisions import RoutingStrategy
@@ -25,7 +26,7 @@ class SubmitIn(Schema):
     """A task to run: name an agent, or leave it out to let the router choose."""
 
     agent: str | None = Field(None, max_length=100, description="Agent name; omit to route.", examples=["echo"])
-    task_id: int | None = Field(None, ge=1, description="Run an existing task instead of a new one.")
+    task_id: int | None = Field(None, ge=1, le=ID_MAX, description="Run an existing task instead of a new one.")
     input: Any = Field(None, description="The task's input (any JSON).", examples=[{"query": "Summarise this"}])
     name: str | None = Field(None, min_length=1, max_length=NAME_MAX_CHARS)
     tags: list[Tag] = Field(default_factory=list, max_length=100, description="For capability matching.")
