@@ -125,6 +125,8 @@ INSTALLED_APPS = [
     "routing",
     "executions",
     "workflows",
+    # The top layer (API tokens, the JSON API): it may import every app listed before it.
+    "symphony",
 ]
 
 MIDDLEWARE = [
