@@ -1,7 +1,8 @@
 """ASGI entry point (daphne): Django for HTTP, Channels for the websockets.
 
-Websockets need a logged-in session and an Origin among ALLOWED_HOSTS, so
-another site cannot open them with a visitor's cookie.
+Websockets need an API token (``Authorization: Bearer ...`` or ``?token=``), or
+a logged-in session and an Origin among ALLOWED_HOSTS, so another site cannot
+open them with a visitor's cookie (``symphony.ws_auth``).
 """
 
 import os
@@ -12,11 +13,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "symphony.settings")
 # Set up Django (apps, settings) before importing anything that touches models.
 django_application = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from executions.ws_urls import websocket_urlpatterns as execution_routes  # noqa: E402
+from symphony.ws_auth import TokenOrSessionAuth  # noqa: E402
 from workflows.ws_urls import websocket_urlpatterns as workflow_routes  # noqa: E402
 
 # The executions' list ends with a catch-all that refuses any other path: it stays last.
@@ -25,6 +25,6 @@ websocket_urlpatterns = workflow_routes + execution_routes
 application = ProtocolTypeRouter(
     {
         "http": django_application,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": TokenOrSessionAuth(URLRouter(websocket_urlpatterns)),
     }
 )

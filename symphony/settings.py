@@ -126,6 +126,8 @@ INSTALLED_APPS = [
     "routing",
     "executions",
     "workflows",
+    # The top layer (API tokens, the JSON API): it may import every app listed before it.
+    "symphony",
 ]
 
 MIDDLEWARE = [
@@ -354,12 +356,16 @@ WHITENOISE_USE_FINDERS = True
 # Production hardening: on whenever DEBUG is off, so `check --deploy` passes.
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env_int("DJANGO_SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+# Behind a reverse proxy that ends TLS, a request is secure when the proxy says so in X-Forwarded-Proto.
+# Only a proxy that sets that header itself (overwriting a client's) may be trusted with it: without one,
+# any client could send it and pass for HTTPS, so it is trusted only when DJANGO_BEHIND_PROXY says so.
+if env_bool("DJANGO_BEHIND_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {
     "version": 1,

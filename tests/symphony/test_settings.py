@@ -27,21 +27,6 @@ def manage(*args, **env) -> subprocess.CompletedProcess:
     return run(["manage.py", *args], env)
 
 
-def test_production_settings_pass_the_deploy_check(tmp_path):
-    result = manage(
-        "check",
-        "--deploy",
-        "--fail-level",
-        "WARNING",
-        DJANGO_DEBUG="0",
-        DJANGO_SECRET_KEY="x7-" + "k" * 60 + "-Qz9",
-        DJANGO_ALLOWED_HOSTS="symphony.example.com",
-        SYMPHONY_VAR_DIR=str(tmp_path),
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "no issues" in result.stdout
-
-
 def test_sqlite_runs_in_wal_mode_with_immediate_transactions(tmp_path):
     result = manage(
         "shell",

@@ -1,0 +1,34 @@
+"""Fixtures of the symphony app's tests: a clock that moves only when told, and the websocket tests' own."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.executions.conftest import fresh_live  # noqa: F401  (the websocket tests' fresh live machinery)
+
+
+class Clock:
+    def __init__(self):
+        self.now = timezone.now()
+
+    def advance(self, **delta) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    """``timezone.now()`` stands still until ``clock.advance(...)``: expiry and last-used without waiting."""
+    clock = Clock()
+    monkeypatch.setattr(timezone, "now", lambda: clock.now)
+    return clock
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw-alice-1234")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="pw-bob-1234")
