@@ -23,6 +23,7 @@ from executions.routing_api import router as routing_router
 from routing.api import router as agents_router
 from symphony import problems
 from symphony.health import router as health_router
+from symphony.tokens import user_for_token
 from workflows.api import router as workflows_router
 
 
@@ -41,8 +42,6 @@ class TokenAuth(HttpBearer):
     openapi_scheme = "bearer"
 
     def authenticate(self, request: HttpRequest, token: str) -> TokenHolder:
-        from symphony.tokens import user_for_token
-
         user = user_for_token(token)
         if user is None:
             # A token that was presented and is wrong fails: no falling back to the session.
