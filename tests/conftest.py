@@ -1,7 +1,9 @@
 import os
 
 import pytest
+from django.contrib.auth.models import Group
 
+from executions.access import OPERATORS_GROUP
 from executions.runner import ExecutionRunner
 from routing.models import AgentConfig
 from routing.services import demo_agents_load
@@ -17,6 +19,12 @@ def pytest_runtest_makereport(item, call):
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which is not allowed: {report.longrepr}"
+
+
+def make_operator(user):
+    """Put ``user`` in the "operators" group (made after migrations): they see and act on everything."""
+    user.groups.add(Group.objects.get(name=OPERATORS_GROUP))
+    return user
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ from django.urls import reverse
 
 from executions.presenters import error_summary, pretty_json, render_text
 from workflows import dag, selectors
+from workflows.access import may_approve
 from workflows.engine import spec_of, step_outcome
 from workflows.models import RUN_FINISHED, STEP_ENDED, RunEvent, RunEventKind, StepRun, WorkflowRun, WorkflowStatus
-from workflows.services import may_approve
 from workflows.spec import StepSpec
 
 NOT_STARTED = "NOT_STARTED"
@@ -120,7 +120,7 @@ def _step_view(step: StepSpec | None, step_id: str, rows: list[StepRun]) -> Step
     if step is not None and step.approval:
         view.approval_message = step.approval.message
         who = [*step.approval.approvers, *([f"group {step.approval.group}"] if step.approval.group else [])]
-        view.approvers = ", ".join(who) or "anyone signed in"
+        view.approvers = ", ".join(who) or "whoever may see the run"
     if not rows:
         return view
     last = max(rows, key=lambda row: (row.iteration, row.index))
@@ -198,7 +198,9 @@ def run_page(*, run_id: int, user=None) -> dict | None:
     steps = step_views(run)
     waiting = [step for step in steps if step.state == "WAITING" and step.kind == "approval"]
     spec = spec_of(run) if run.version_id else None
-    decisions = [{"step": step, "allowed": may_approve(user, spec.step(step.id).approval)} for step in waiting if spec]
+    decisions = [
+        {"step": step, "allowed": may_approve(user, spec.step(step.id).approval, run)} for step in waiting if spec
+    ]
     events, omitted = history(run.pk)
     counts: dict[str, int] = {}
     for step in steps:

@@ -3,7 +3,7 @@
 What the pages make of them is in ``workflows.presenters``.
 """
 
-from django.db.models import Count, OuterRef, Subquery
+from django.db.models import Count, OuterRef, QuerySet, Subquery
 
 from workflows.models import RunEvent, StepRun, WorkflowDefinition, WorkflowRun, WorkflowStatus, WorkflowVersion
 
@@ -22,11 +22,19 @@ def definition_list() -> list[WorkflowDefinition]:
     return definitions
 
 
-def run_list(*, status: str | None = None, before: int | None = None, limit: int = RUNS_PER_PAGE) -> list[WorkflowRun]:
-    """Newest first, ``limit`` + 1 of them (the extra one says there is a next page): keyset paging on the id,
-    which the (status, -id) index serves with or without a status."""
+def run_list(
+    *,
+    runs: QuerySet[WorkflowRun] | None = None,
+    status: str | None = None,
+    before: int | None = None,
+    limit: int = RUNS_PER_PAGE,
+) -> list[WorkflowRun]:
+    """Newest first of ``runs`` (default: all; pass ``access.runs_visible_to(user)``), ``limit`` + 1 of
+    them (the extra one says there is a next page): keyset paging on the id, which the (status, -id)
+    index serves with or without a status."""
+    runs = WorkflowRun.objects.all() if runs is None else runs
     # A version's spec can be megabytes; the list shows only its number.
-    runs = WorkflowRun.objects.select_related("version", "created_by").defer("version__spec").order_by("-id")
+    runs = runs.select_related("version", "created_by").defer("version__spec").order_by("-id")
     if status:
         runs = runs.filter(status=status)
     if before:
@@ -34,8 +42,10 @@ def run_list(*, status: str | None = None, before: int | None = None, limit: int
     return list(runs[: limit + 1])
 
 
-def run_status_counts() -> list[dict]:
-    counts = dict(WorkflowRun.objects.order_by().values_list("status").annotate(n=Count("id")))
+def run_status_counts(*, runs: QuerySet[WorkflowRun] | None = None) -> list[dict]:
+    """Every status with how many of ``runs`` (default: all) are in it."""
+    runs = WorkflowRun.objects.all() if runs is None else runs
+    counts = dict(runs.order_by().values_list("status").annotate(n=Count("id")))
     return [
         {"status": status, "label": label, "count": counts.get(status, 0)} for status, label in WorkflowStatus.choices
     ]
@@ -43,10 +53,6 @@ def run_status_counts() -> list[dict]:
 
 def run_get(*, run_id: int) -> WorkflowRun | None:
     return WorkflowRun.objects.select_related("version__definition", "created_by").filter(pk=run_id).first()
-
-
-def run_exists(*, run_id: int) -> bool:
-    return WorkflowRun.objects.filter(pk=run_id).exists()
 
 
 def run_step_rows(*, run_id: int) -> dict[str, list[StepRun]]:

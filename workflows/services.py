@@ -16,6 +16,7 @@ from executions.state import ACTIVE, WAITING, TransitionError
 from executions.validation import SubmitError, clean_json, clean_json_object
 from routing.models import AgentConfig
 from workflows import engine
+from workflows.access import may_approve
 from workflows.models import (
     STEP_ENDED,
     RunEventKind,
@@ -26,7 +27,7 @@ from workflows.models import (
     WorkflowStatus,
     WorkflowVersion,
 )
-from workflows.spec import ApprovalSpec, SpecError, WorkflowSpec, parse_spec
+from workflows.spec import SpecError, WorkflowSpec, parse_spec
 
 
 class WorkflowError(ValueError):
@@ -167,18 +168,6 @@ def _waiting_step(run: WorkflowRun, step_id: str) -> StepRun:
     return row
 
 
-def may_approve(user, approval: ApprovalSpec) -> bool:
-    """Who decides an approval step: the users or group it names, else anyone signed in."""
-    if user is None or not user.is_authenticated:
-        return False
-    if user.is_superuser:
-        return True
-    approvers, group = approval.approvers, approval.group
-    if approvers or group:
-        return user.get_username() in approvers or (bool(group) and user.groups.filter(name=group).exists())
-    return True
-
-
 def _decide(*, run: WorkflowRun, step_id: str, by, comment: str, approved: bool) -> WorkflowRun:
     with transaction.atomic():
         run = _locked(run)
@@ -187,7 +176,7 @@ def _decide(*, run: WorkflowRun, step_id: str, by, comment: str, approved: bool)
         row = _waiting_step(run, step_id)
         spec = engine.spec_of(run)
         step = spec.step(step_id)
-        if not may_approve(by, step.approval):
+        if not may_approve(by, step.approval, run):
             raise WorkflowError(f"{_who(by)} may not decide step {step_id!r} of run {run.pk}.")
         decision = {"approved": approved, "by": _who(by), "comment": comment}
         engine.record(run, RunEventKind.ACTION, step_id=step_id, actor=by, action="approve" if approved else "reject",

@@ -5,6 +5,7 @@ from channels.layers import channel_layers
 
 from executions import consumers, feeds, live
 from executions.renders import SharedRenders
+from tests.conftest import make_operator
 
 
 @pytest.fixture
@@ -14,6 +15,7 @@ def fresh_live(monkeypatch):
     monkeypatch.setattr(live, "relay", live.EventRelay())
     monkeypatch.setattr(feeds, "feeds", {})
     monkeypatch.setattr(consumers, "page_renders", SharedRenders())
+    monkeypatch.setattr(consumers, "submitters", consumers.Submitters())
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
@@ -21,5 +23,6 @@ def fresh_live(monkeypatch):
 
 @pytest.fixture
 def session(client, django_user_model) -> str:
-    client.force_login(django_user_model.objects.create_user("alice", password="pw-alice-1234"))
+    """An operator's session: the executions these tests watch are submitted by nobody in particular."""
+    client.force_login(make_operator(django_user_model.objects.create_user("alice", password="pw-alice-1234")))
     return client.cookies["sessionid"].value

@@ -199,9 +199,9 @@ def test_a_rejection_fails_the_run(define, work_off, django_user_model):
     define(
         [{"id": "review", "approval": {"message": "ok?"}}, {"id": "after", "agent": "echo", "depends_on": ["review"]}]
     )
-    run = workflow_run_start(definition="wf")
-    run = workflow_step_reject(run=run, step_id="review", by=django_user_model.objects.create_user("bob"),
-                               comment="no")  # fmt: skip
+    bob = django_user_model.objects.create_user("bob")
+    run = workflow_run_start(definition="wf", by=bob)
+    run = workflow_step_reject(run=run, step_id="review", by=bob, comment="no")
     assert run.status == WorkflowStatus.FAILED and run.error["message"] == "rejected by bob: no"
     with pytest.raises(WorkflowError, match="not waiting for approval"):
         workflow_step_approve(run=run, step_id="review", by=None)

@@ -5,6 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
+from tests.conftest import make_operator
 from workflows.models import RunEvent, StepRun, WorkflowRun, WorkflowStatus
 from workflows.services import workflow_run_cancel, workflow_run_start
 
@@ -25,7 +26,8 @@ def bob(django_user_model):
 
 @pytest.fixture
 def logged_in(client, alice):
-    client.force_login(alice)
+    """Alice operates the site: she sees runs started by anyone (who sees what: test_access.py)."""
+    client.force_login(make_operator(alice))
     return client
 
 
@@ -240,7 +242,7 @@ def test_an_approver_sees_the_form_and_approving_moves_the_run_on(logged_in, app
 
 def test_a_user_who_may_not_decide_sees_no_form_and_is_refused(client, approval_flow, work_off, bob):
     run = waiting_run(approval_flow, work_off)
-    client.force_login(bob)
+    client.force_login(make_operator(bob))  # bob sees every run, but the step names alice
 
     page = client.get(reverse("workflows:run", args=[run.pk])).content.decode()
     assert "Waiting for alice; you may not decide this step." in page
