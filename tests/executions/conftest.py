@@ -1,24 +1,8 @@
-"""Fixtures of the websocket tests: a fresh live machinery per test, a signed-in session."""
+"""Fixtures of the websocket tests: a signed-in session (``fresh_live`` is in tests/conftest.py)."""
 
 import pytest
-from channels.layers import channel_layers
 
-from executions import consumers, feeds, live
-from executions.renders import SharedRenders
 from tests.conftest import make_operator
-
-
-@pytest.fixture
-def fresh_live(monkeypatch):
-    """Each test's event loop gets its own channel layer, relay, feeds and shared renders (all are per
-    process otherwise)."""
-    monkeypatch.setattr(live, "relay", live.EventRelay())
-    monkeypatch.setattr(feeds, "feeds", {})
-    monkeypatch.setattr(consumers, "page_renders", SharedRenders())
-    monkeypatch.setattr(consumers, "submitters", consumers.Submitters())
-    channel_layers.backends.clear()
-    yield
-    channel_layers.backends.clear()
 
 
 @pytest.fixture
