@@ -95,8 +95,9 @@ class Submitters:
 
     A plain user's list socket hears every execution's hints and wants only its
     user's: asking the database per socket and hint would cost what rendering did.
-    Ids asked for while a read is under way are read together in the next one;
-    a row that is not there is not remembered (a later ask reads again).
+    An id already being read waits for that read; other ids asked for meanwhile
+    are read together in the next one. A row that is not there is not
+    remembered (a later ask reads again).
     """
 
     def __init__(self, keep: int = 100_000):
@@ -104,13 +105,14 @@ class Submitters:
         self.reads = 0
         self._known: OrderedDict[int, int | None] = OrderedDict()
         self._wanted: dict[int, asyncio.Future] = {}
+        self._reading: dict[int, asyncio.Future] = {}
         self._reader: asyncio.Task | None = None
 
     async def of(self, execution_id: int) -> int | None:
         """The id of the user who submitted the execution; None for nobody (or no such row)."""
         if execution_id in self._known:
             return self._known[execution_id]
-        future = self._wanted.get(execution_id)
+        future = self._wanted.get(execution_id) or self._reading.get(execution_id)
         if future is None:
             future = self._wanted[execution_id] = asyncio.get_running_loop().create_future()
             if self._reader is None or self._reader.done():
@@ -119,7 +121,9 @@ class Submitters:
 
     async def _read(self) -> None:
         while self._wanted:
-            wanted, self._wanted = self._wanted, {}
+            # Ids asked for while this read is under way wait for it, or for the next one.
+            self._reading, self._wanted = self._wanted, {}
+            wanted = self._reading
             self.reads += 1
             try:
                 found = await _submitters_of(list(wanted))
@@ -127,6 +131,8 @@ class Submitters:
                 for future in wanted.values():
                     future.set_exception(exc)
                 continue
+            finally:
+                self._reading = {}
             for execution_id, future in wanted.items():
                 if execution_id in found:
                     self._known[execution_id] = found[execution_id]

@@ -5,6 +5,7 @@ tracker) in committed transactions; on the embedded default the web process's
 relay notices them, exactly as it does for events written by worker processes.
 """
 
+import asyncio
 import json
 
 import pytest
@@ -281,6 +282,19 @@ async def test_a_plain_users_list_shows_and_follows_only_their_executions(execut
         await communicator.disconnect()
     # Whose each execution is was read once for all five sockets, not once per socket and hint.
     assert consumers.submitters.reads <= 2
+
+
+async def test_whose_execution_it_is_is_read_once_however_many_ask(execution, bob, make_agent):
+    submitters = consumers.Submitters()
+    agent = await database_sync_to_async(make_agent)("echo", name="bobs")
+    mine = await database_sync_to_async(execution_submit)(agent=agent, input_data={}, submitted_by=bob)
+
+    asked = [execution.pk, mine.pk, 424242] * 4
+    owners = await asyncio.gather(*(submitters.of(execution_id) for execution_id in asked))
+
+    assert owners == [None, bob.pk, None] * 4 and submitters.reads == 1
+    assert await submitters.of(mine.pk) == bob.pk and submitters.reads == 1  # remembered
+    assert await submitters.of(424242) is None and submitters.reads == 2  # no row: asked again
 
 
 # Whatever is stored ---------------------------------------------------------------------------

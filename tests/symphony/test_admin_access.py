@@ -52,9 +52,13 @@ MODEL_PERMISSIONS = {
 }
 
 
+# django_q registers the admin of its ORM broker's queue only when that broker is in use.
+REGISTERED = {model._meta.label_lower for model in admin.site._registry}
+
+
 def test_every_admin_model_has_a_rule():
-    registered = {model._meta.label_lower for model in admin.site._registry}
-    assert registered == OWN_ROWS.keys() | MODEL_PERMISSIONS
+    assert not REGISTERED - (OWN_ROWS.keys() | MODEL_PERMISSIONS), "give each admin model a rule here"
+    assert OWN_ROWS.keys() <= REGISTERED
 
 
 def _view_permission(label: str) -> Permission:
@@ -102,7 +106,7 @@ def test_staff_see_their_own_rows_and_operators_all(client, world, label, operat
     assert theirs.status_code == (200 if operator else 302)
 
 
-@pytest.mark.parametrize("label", sorted(MODEL_PERMISSIONS))
+@pytest.mark.parametrize("label", sorted(MODEL_PERMISSIONS & REGISTERED))
 def test_other_models_need_their_model_permission_even_for_operators(client, world, label):
     staff = make_operator(world["staff"])
     client.force_login(staff)
