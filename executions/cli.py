@@ -9,6 +9,9 @@ import json
 import sys
 import time
 
+from django.contrib.auth import get_user_model
+from django.core.management.base import CommandError
+
 from executions.models import Execution
 from executions.presenters import routing_summary
 from executions.state import FINISHED
@@ -71,6 +74,17 @@ def decision_text(decision) -> str:
     ]
     lines.append(f"chosen: {routing['chosen'] or 'none'}: {routing['reason']}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def acting_user(username: str | None):
+    """The user named by ``--as``, for whom a command acts; None without it (the CLI acts as the
+    system, which may do anything: a shell on the server already can)."""
+    if not username:
+        return None
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise CommandError(f"No user named {username!r}.")
+    return user
 
 
 class Subcommand:

@@ -12,19 +12,28 @@ nothing and no event is sent twice.
 - ``ExecutionPageConsumer`` and ``ExecutionListConsumer``: the pages' htmx
   websockets; they push the pages' own partials with ``hx-swap-oob``, rendered
   once per burst of hints rather than once per event.
+
+Each socket shows what its user may see (``access``): a detail route for an
+execution that is not theirs is refused like an unknown id, and the list shows
+their own executions (an operator's shows all). Every list socket hears every
+execution's hints; a plain user's socket re-renders only for its user's
+executions, told apart by ``submitters``, a per-process memory of who
+submitted which execution (it never changes), read once per execution for all
+the sockets here rather than once per socket and hint.
 """
 
 import abc
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from urllib.parse import parse_qs
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from executions import feeds, live, presenters, selectors
+from executions import access, feeds, live, presenters, selectors
 from executions.ids import ID_MAX
 from executions.models import ExecutionState
 from executions.renders import SharedRenders
@@ -67,8 +76,72 @@ page_renders = SharedRenders()
 
 
 @database_sync_to_async
-def _execution_exists(execution_id: int) -> bool:
-    return selectors.execution_exists(execution_id=execution_id)
+def _may_see(user, execution_id: int) -> bool:
+    return access.may_see_execution(user, execution_id)
+
+
+@database_sync_to_async
+def _is_operator(user) -> bool:
+    return access.is_operator(user)
+
+
+@database_sync_to_async
+def _submitters_of(execution_ids: list[int]) -> dict[int, int | None]:
+    return selectors.execution_submitters(execution_ids=execution_ids)
+
+
+class Submitters:
+    """Who submitted which execution, read once per execution for every list socket in this process.
+
+    A plain user's list socket hears every execution's hints and wants only its
+    user's: asking the database per socket and hint would cost what rendering did.
+    An id already being read waits for that read; other ids asked for meanwhile
+    are read together in the next one. A row that is not there is not
+    remembered (a later ask reads again).
+    """
+
+    def __init__(self, keep: int = 100_000):
+        self.keep = keep
+        self.reads = 0
+        self._known: OrderedDict[int, int | None] = OrderedDict()
+        self._wanted: dict[int, asyncio.Future] = {}
+        self._reading: dict[int, asyncio.Future] = {}
+        self._reader: asyncio.Task | None = None
+
+    async def of(self, execution_id: int) -> int | None:
+        """The id of the user who submitted the execution; None for nobody (or no such row)."""
+        if execution_id in self._known:
+            return self._known[execution_id]
+        future = self._wanted.get(execution_id) or self._reading.get(execution_id)
+        if future is None:
+            future = self._wanted[execution_id] = asyncio.get_running_loop().create_future()
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.ensure_future(self._read())
+        return await asyncio.shield(future)
+
+    async def _read(self) -> None:
+        while self._wanted:
+            # Ids asked for while this read is under way wait for it, or for the next one.
+            self._reading, self._wanted = self._wanted, {}
+            wanted = self._reading
+            self.reads += 1
+            try:
+                found = await _submitters_of(list(wanted))
+            except Exception as exc:
+                for future in wanted.values():
+                    future.set_exception(exc)
+                continue
+            finally:
+                self._reading = {}
+            for execution_id, future in wanted.items():
+                if execution_id in found:
+                    self._known[execution_id] = found[execution_id]
+                future.set_result(found.get(execution_id))
+            while len(self._known) > self.keep:
+                self._known.popitem(last=False)
+
+
+submitters = Submitters()
 
 
 @database_sync_to_async
@@ -89,7 +162,7 @@ def _detail_push(execution_id: int, after_id: int) -> tuple[str, int]:
 
 
 @database_sync_to_async
-def _list_push(state: str | None, shown: list[int] | None, changed: set[int]) -> tuple[list[str], list[int]]:
+def _list_push(user, state: str | None, shown: list[int] | None, changed: set[int]) -> tuple[list[str], list[int]]:
     """The list page's update: the changed rows, or the whole table body when the rows shown differ.
 
     The pushed page always matches what a reload would show: when an execution
@@ -97,10 +170,11 @@ def _list_push(state: str | None, shown: list[int] | None, changed: set[int]) ->
     Table rows go in a message of their own: the browser parses a message as
     one fragment, and table parts after a ``<nav>`` would lose their tags.
     """
-    executions = selectors.execution_list(state=state)
+    visible = access.executions_visible_to(user)
+    executions = selectors.execution_list(executions=visible, state=state)
     ids = [execution.pk for execution in executions]
     context = {"executions": executions, "state_filter": state or "", "oob": True}
-    counts = {**context, "state_counts": selectors.execution_state_counts()}
+    counts = {**context, "state_counts": selectors.execution_state_counts(executions=visible)}
     messages = [presenters.render_text("executions/list.html#state-filter", counts)]
     if ids != shown:
         messages.append(presenters.render_text("executions/list.html#execution-rows", context))
@@ -172,7 +246,7 @@ class ExecutionEventsConsumer(LiveConsumer):
     async def prepare(self) -> bool:
         self.execution_id = int(self.scope["url_route"]["kwargs"]["execution_id"])
         self.cursor = _after(self.scope)
-        return self.cursor is not None and await _execution_exists(self.execution_id)
+        return self.cursor is not None and await _may_see(self.scope["user"], self.execution_id)
 
     async def catch_up(self) -> None:
         self.feed = await feeds.feed_join(self.execution_id)
@@ -239,7 +313,7 @@ class ExecutionPageConsumer(HtmlLiveConsumer):
         self.execution_id = int(self.scope["url_route"]["kwargs"]["execution_id"])
         self.cursor = _after(self.scope)
         self.live_groups = (live.execution_group(self.execution_id),)
-        return self.cursor is not None and await _execution_exists(self.execution_id)
+        return self.cursor is not None and await _may_see(self.scope["user"], self.execution_id)
 
     async def render(self) -> list[str]:
         # Every socket on the page at the same cursor wants the same HTML: rendered once for all of them.
@@ -257,7 +331,7 @@ class RefusedConsumer(AsyncWebsocketConsumer):
 
 
 class ExecutionListConsumer(HtmlLiveConsumer):
-    """The executions list, optionally filtered with ``?state=``: rows and state counts."""
+    """The executions list the user may see, optionally filtered with ``?state=``: rows and state counts."""
 
     async def prepare(self) -> bool:
         state = _query(self.scope, "state") or None
@@ -267,13 +341,29 @@ class ExecutionListConsumer(HtmlLiveConsumer):
         self.shown: list[int] | None = None
         self.changed: set[int] = set()
         self.live_groups = (live.ALL_EXECUTIONS_GROUP,)
+        # Asked once: a user made or unmade an operator sees the change on the next connect.
+        self.sees_all = await _is_operator(self.scope["user"])
         return True
 
     async def execution_changed(self, message) -> None:
-        self.changed.add(message.get("execution"))
+        execution_id = message.get("execution")
+        if not self.sees_all and execution_id is not None and not await self._concerns_user(execution_id):
+            return
+        self.changed.add(execution_id)
         await super().execution_changed(message)
+
+    async def _concerns_user(self, execution_id: int) -> bool:
+        if self.shown is not None and execution_id in self.shown:
+            return True
+        try:
+            return await submitters.of(execution_id) == self.scope["user"].pk
+        except Exception:
+            logger.warning(
+                "Could not tell whose execution %s is; updating the list anyway", execution_id, exc_info=True
+            )
+            return True
 
     async def render(self) -> list[str]:
         changed, self.changed = self.changed, set()
-        messages, self.shown = await _list_push(self.state, self.shown, changed)
+        messages, self.shown = await _list_push(self.scope["user"], self.state, self.shown, changed)
         return messages

@@ -20,16 +20,22 @@ PAGE_LOG_EVENTS = 300
 LOG_KINDS = (EventKind.LOG, EventKind.OUTPUT)
 
 
-def execution_list(*, state: str | None = None, limit: int = LIST_LIMIT) -> list[Execution]:
-    executions = Execution.objects.select_related("task", "agent").order_by("-id")
+def execution_list(
+    *, executions: QuerySet[Execution] | None = None, state: str | None = None, limit: int = LIST_LIMIT
+) -> list[Execution]:
+    """The newest of ``executions`` (default: all; pass ``access.executions_visible_to(user)``)."""
+    executions = Execution.objects.all() if executions is None else executions
+    executions = executions.select_related("task", "agent").order_by("-id")
     if state:
         executions = executions.filter(state=state)
     return list(executions[:limit])
 
 
-def execution_state_counts() -> list[dict]:
-    """Every state in lifecycle order, with its label and how many executions are in it (zero included)."""
-    counts = dict(Execution.objects.order_by().values_list("state").annotate(n=Count("id")))
+def execution_state_counts(*, executions: QuerySet[Execution] | None = None) -> list[dict]:
+    """Every state in lifecycle order, with its label and how many of ``executions`` (default: all)
+    are in it (zero included)."""
+    executions = Execution.objects.all() if executions is None else executions
+    counts = dict(executions.order_by().values_list("state").annotate(n=Count("id")))
     return [{"state": state, "label": label, "count": counts.get(state, 0)} for state, label in S.choices]
 
 
@@ -37,8 +43,9 @@ def execution_get(*, execution_id: int) -> Execution | None:
     return Execution.objects.select_related("task", "agent").filter(pk=execution_id).first()
 
 
-def execution_exists(*, execution_id: int) -> bool:
-    return Execution.objects.filter(pk=execution_id).exists()
+def execution_submitters(*, execution_ids: Iterable[int]) -> dict[int, int | None]:
+    """Execution id -> the id of the user who submitted it (None: nobody did), for those that exist."""
+    return dict(Execution.objects.filter(pk__in=list(execution_ids)).values_list("pk", "submitted_by_id"))
 
 
 def execution_events_after(*, execution_id: int, after_id: int, limit: int = 500) -> list[ExecutionEvent]:
@@ -68,7 +75,9 @@ def execution_log_tail(*, execution_id: int, up_to_id: int) -> tuple[list[Execut
 
 
 def execution_history(*, execution_id: int) -> list[ExecutionEvent]:
-    return list(ExecutionEvent.objects.filter(execution_id=execution_id, kind=EventKind.STATE).order_by("id"))
+    """The state changes, each with the user who asked for it (``actor``) when a person did."""
+    events = ExecutionEvent.objects.filter(execution_id=execution_id, kind=EventKind.STATE).select_related("actor")
+    return list(events.order_by("id"))
 
 
 def agents_enabled() -> QuerySet[AgentConfig]:

@@ -1,7 +1,8 @@
 """The executions pages: list with submit form, detail, and the cancel/retry buttons.
 
-Each view loads what it needs through ``selectors`` (shaped by ``presenters``)
-and writes only through ``services``; the live fragments are the same partials
+Each view loads what it needs through ``selectors`` (shaped by ``presenters``),
+narrowed by ``access`` to what the user may see (someone else's execution is a
+404, like a missing one), and writes only through ``services``; the live fragments are the same partials
 the websocket pushes, rendered by ``presenters.render_text`` so that whatever a
 row holds, the page renders.
 """
@@ -11,10 +12,10 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
 from django.views.decorators.http import require_GET, require_POST
 
-from executions import presenters, selectors, services
+from executions import access, presenters, selectors, services
 from executions.forms import ExecutionSubmitForm
 from executions.models import Execution, ExecutionState
 from executions.state import TransitionError
@@ -31,9 +32,10 @@ def _render(request: HttpRequest, template_name: str, context: dict, status: int
 
 def _list_context(request: HttpRequest, form: ExecutionSubmitForm) -> dict:
     state = _state_filter(request)
+    visible = access.executions_visible_to(request.user)
     return {
-        "executions": selectors.execution_list(state=state or None),
-        "state_counts": selectors.execution_state_counts(),
+        "executions": selectors.execution_list(executions=visible, state=state or None),
+        "state_counts": selectors.execution_state_counts(executions=visible),
         "state_filter": state,
         "form": form,
     }
@@ -63,6 +65,7 @@ def execution_submit(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
+    access.execution_for(request.user, execution_id)
     page = presenters.execution_page(execution_id=execution_id)
     if page is None:
         raise Http404("No such execution.")
@@ -70,7 +73,7 @@ def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
 
 
 def _act(request: HttpRequest, execution_id: int, action: Callable[..., Execution]) -> HttpResponse:
-    execution = get_object_or_404(Execution, pk=execution_id)
+    execution = access.execution_for(request.user, execution_id)
     refused = ""
     try:
         action(execution=execution, by=request.user)

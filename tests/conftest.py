@@ -1,7 +1,12 @@
 import os
 
 import pytest
+from channels.layers import channel_layers
+from django.contrib.auth.models import Group
 
+from executions import consumers, feeds, live
+from executions.access import OPERATORS_GROUP
+from executions.renders import SharedRenders
 from executions.runner import ExecutionRunner
 from routing.models import AgentConfig
 from routing.services import demo_agents_load
@@ -17,6 +22,12 @@ def pytest_runtest_makereport(item, call):
     if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI=true, which is not allowed: {report.longrepr}"
+
+
+def make_operator(user):
+    """Put ``user`` in the "operators" group (made after migrations): they see and act on everything."""
+    user.groups.add(Group.objects.get(name=OPERATORS_GROUP))
+    return user
 
 
 @pytest.fixture
@@ -49,3 +60,16 @@ def run():
         return execution
 
     return run_it
+
+
+@pytest.fixture
+def fresh_live(monkeypatch):
+    """Each test's event loop gets its own channel layer, relay, feeds and shared renders (all are per
+    process otherwise)."""
+    monkeypatch.setattr(live, "relay", live.EventRelay())
+    monkeypatch.setattr(feeds, "feeds", {})
+    monkeypatch.setattr(consumers, "page_renders", SharedRenders())
+    monkeypatch.setattr(consumers, "submitters", consumers.Submitters())
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

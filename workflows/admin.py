@@ -2,18 +2,21 @@
 
 Definitions are added by pasting a JSON or YAML definition, validated before it
 is stored (every problem named with its step and field); a changed definition
-becomes a new version. Run status and step state are read-only: pause,
-resume, cancel and start are actions that call the same services as the pages
-and the CLI.
+becomes a new version, for those with the definition model permissions. Run
+status and step state are read-only: pause, resume, cancel and start are
+actions that call the same services as the pages and the CLI, as the user who
+clicked; the run list holds the runs that user may see (``access``).
 """
 
 import json
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.utils.html import format_html_join
 
 from executions.validation import SubmitError
+from workflows import access
 from workflows.models import RunEvent, StepRun, StepState, WorkflowDefinition, WorkflowRun
 from workflows.services import (
     WorkflowError,
@@ -190,6 +193,9 @@ class WorkflowRunAdmin(admin.ModelAdmin):
     actions = [pause_runs, resume_runs, cancel_runs, approve_steps, reject_steps, rerun_from_failed]
     inlines = [StepRunInline, RunEventInline]
     readonly_fields = [field.name for field in WorkflowRun._meta.fields]
+
+    def get_queryset(self, request) -> QuerySet[WorkflowRun]:
+        return access.runs_visible_to(request.user, super().get_queryset(request))
 
     def has_add_permission(self, request) -> bool:
         return False  # start runs from a definition: "Start a run of the selected workflows"

@@ -9,13 +9,13 @@ import sys
 import time
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
+from django.http import Http404
 
-from executions.cli import Subcommand
+from executions.cli import Subcommand, acting_user
 from executions.ids import is_row_id
 from executions.validation import SubmitError
-from workflows import services
+from workflows import access, services
 from workflows.models import RUN_FINISHED, StepRun, WorkflowRun, WorkflowStatus
 from workflows.services import WorkflowError
 from workflows.spec import SpecError
@@ -35,17 +35,18 @@ def _json(text: str, option: str):
         raise CommandError(f"{option} is not valid JSON: {exc}") from None
 
 
-def _user(username: str | None):
-    if not username:
-        return None
-    user = get_user_model().objects.filter(username=username).first()
-    if user is None:
-        raise CommandError(f"No user named {username!r}.")
-    return user
-
-
-def _run(run_id: int) -> WorkflowRun:
-    run = WorkflowRun.objects.filter(pk=run_id).first() if is_row_id(run_id) else None
+def _run(run_id: int, user=None, *, step_id: str | None = None) -> WorkflowRun:
+    """The run; acting for ``user``, only one they may see (or, to decide ``step_id``, one whose
+    step names them): any other is reported missing, like one that is."""
+    run = None
+    if is_row_id(run_id):
+        if user is None:
+            run = WorkflowRun.objects.filter(pk=run_id).first()
+        else:
+            try:
+                run = access.run_to_decide(user, run_id, step_id) if step_id else access.run_for(user, run_id)
+            except Http404:
+                pass
     if run is None:
         raise CommandError(f"No workflow run {run_id}.")
     return run
@@ -100,6 +101,7 @@ class WorkflowCommand(Subcommand):
         run.add_argument("--wait", action="store_true", help="Follow it to the end; non-zero exit unless COMPLETED.")
         status = actions.add_parser("status", help="Show a run and its steps.")
         status.add_argument("run_id", type=int)
+        status.add_argument("--as", dest="as_user", help="Only a run this user may see.")
         for name, text in (("pause", "Pause a run."), ("resume", "Resume a paused run."), ("cancel", "Cancel a run.")):
             sub = actions.add_parser(name, help=text)
             sub.add_argument("run_id", type=int)
@@ -114,7 +116,7 @@ class WorkflowCommand(Subcommand):
         rerun.add_argument("run_id", type=int)
         rerun.add_argument("--from", dest="from_step", required=True)
         rerun.add_argument("--input", help="Replace the run's input (JSON).")
-        rerun.add_argument("--as", dest="as_user")
+        rerun.add_argument("--as", dest="as_user", help="Act as this user.")
         rerun.add_argument("--wait", action="store_true")
 
     def handle(self, command, *, action, **options) -> None:
@@ -130,7 +132,7 @@ class WorkflowCommand(Subcommand):
         command.stdout.write(f"{version.definition.name} version {version.number}")
 
     def do_run(self, command, *, workflow, input, as_user, wait, **_) -> None:
-        by = _user(as_user)
+        by = acting_user(as_user)
         definition = workflow
         if Path(workflow).is_file():
             definition = services.workflow_definition_save(source=self._read(workflow), by=by).definition
@@ -139,31 +141,37 @@ class WorkflowCommand(Subcommand):
         if wait:
             self._wait(command, run)
 
-    def do_status(self, command, *, run_id, **_) -> None:
-        run = _run(run_id)
+    def do_status(self, command, *, run_id, as_user, **_) -> None:
+        run = _run(run_id, acting_user(as_user))
         command.stdout.write(f"run {run.pk} {run.name} {run.status}")
         command.stdout.write("\n".join(step_lines(run)))
 
     def do_pause(self, command, *, run_id, as_user, **_) -> None:
-        self._show(command, services.workflow_run_pause(run=_run(run_id), by=_user(as_user)))
+        by = acting_user(as_user)
+        self._show(command, services.workflow_run_pause(run=_run(run_id, by), by=by))
 
     def do_resume(self, command, *, run_id, as_user, **_) -> None:
-        self._show(command, services.workflow_run_resume(run=_run(run_id), by=_user(as_user)))
+        by = acting_user(as_user)
+        self._show(command, services.workflow_run_resume(run=_run(run_id, by), by=by))
 
     def do_cancel(self, command, *, run_id, as_user, **_) -> None:
-        self._show(command, services.workflow_run_cancel(run=_run(run_id), by=_user(as_user)))
+        by = acting_user(as_user)
+        self._show(command, services.workflow_run_cancel(run=_run(run_id, by), by=by))
 
     def do_approve(self, command, *, run_id, step, as_user, comment, **_) -> None:
-        run = services.workflow_step_approve(run=_run(run_id), step_id=step, by=_user(as_user), comment=comment)
+        by = acting_user(as_user)
+        run = services.workflow_step_approve(run=_run(run_id, by, step_id=step), step_id=step, by=by, comment=comment)
         self._show(command, run)
 
     def do_reject(self, command, *, run_id, step, as_user, comment, **_) -> None:
-        run = services.workflow_step_reject(run=_run(run_id), step_id=step, by=_user(as_user), comment=comment)
+        by = acting_user(as_user)
+        run = services.workflow_step_reject(run=_run(run_id, by, step_id=step), step_id=step, by=by, comment=comment)
         self._show(command, run)
 
     def do_rerun(self, command, *, run_id, from_step, input, as_user, wait, **_) -> None:
         new_input = _json(input, "--input") if input is not None else None
-        run = services.workflow_run_rerun(run=_run(run_id), from_step=from_step, input=new_input, by=_user(as_user))
+        by = acting_user(as_user)
+        run = services.workflow_run_rerun(run=_run(run_id, by), from_step=from_step, input=new_input, by=by)
         self._show(command, run)
         if wait:
             self._wait(command, run)

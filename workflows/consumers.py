@@ -4,19 +4,20 @@ Every change to a run or its steps writes a ``RunEvent``; its hint (sent on
 commit, or relayed from the table) reaches the group ``workflow.<run id>``. The
 consumer answers a burst of hints with one render, like the execution pages,
 and sends only the partials whose HTML changed, so a comment being typed in an
-approval form is not wiped by a push about another step.
+approval form is not wiped by a push about another step. A run the user may
+not see (``access.runs_visible_to``) is refused like an unknown id.
 """
 
 from channels.db import database_sync_to_async
 
 from executions.consumers import HtmlLiveConsumer
-from workflows import presenters, selectors
+from workflows import access, presenters
 from workflows.live import run_group
 
 
 @database_sync_to_async
-def _run_exists(run_id: int) -> bool:
-    return selectors.run_exists(run_id=run_id)
+def _may_see(user, run_id: int) -> bool:
+    return access.may_see_run(user, run_id)
 
 
 @database_sync_to_async
@@ -32,7 +33,7 @@ class WorkflowRunPageConsumer(HtmlLiveConsumer):
         self.run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         self.live_groups = (run_group(self.run_id),)
         self.sent: dict[str, str] = {}
-        return await _run_exists(self.run_id)
+        return await _may_see(self.scope["user"], self.run_id)
 
     async def group_changed(self, message) -> None:
         await self.execution_changed(message)  # the base class's coalesced re-render

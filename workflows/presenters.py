@@ -14,9 +14,9 @@ from django.urls import reverse
 
 from executions.presenters import error_summary, pretty_json, render_text
 from workflows import dag, selectors
+from workflows.access import may_approve
 from workflows.engine import spec_of, step_outcome
 from workflows.models import RUN_FINISHED, STEP_ENDED, RunEvent, RunEventKind, StepRun, WorkflowRun, WorkflowStatus
-from workflows.services import may_approve
 from workflows.spec import StepSpec
 
 NOT_STARTED = "NOT_STARTED"

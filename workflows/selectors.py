@@ -41,8 +41,10 @@ def run_list(
     return list(runs[: limit + 1])
 
 
-def run_status_counts() -> list[dict]:
-    counts = dict(WorkflowRun.objects.order_by().values_list("status").annotate(n=Count("id")))
+def run_status_counts(*, runs: QuerySet[WorkflowRun] | None = None) -> list[dict]:
+    """Every status with how many of ``runs`` (default: all) are in it."""
+    runs = WorkflowRun.objects.all() if runs is None else runs
+    counts = dict(runs.order_by().values_list("status").annotate(n=Count("id")))
     return [
         {"status": status, "label": label, "count": counts.get(status, 0)} for status, label in WorkflowStatus.choices
     ]
@@ -50,10 +52,6 @@ def run_status_counts() -> list[dict]:
 
 def run_get(*, run_id: int) -> WorkflowRun | None:
     return WorkflowRun.objects.select_related("version__definition", "created_by").filter(pk=run_id).first()
-
-
-def run_exists(*, run_id: int) -> bool:
-    return WorkflowRun.objects.filter(pk=run_id).exists()
 
 
 def run_step_rows(*, run_id: int) -> dict[str, list[StepRun]]:

@@ -176,7 +176,7 @@ def _decide(*, run: WorkflowRun, step_id: str, by, comment: str, approved: bool)
         row = _waiting_step(run, step_id)
         spec = engine.spec_of(run)
         step = spec.step(step_id)
-        if step.approval is None or not may_approve(by, step.approval, run):
+        if not may_approve(by, step.approval, run):
             raise WorkflowError(f"{_who(by)} may not decide step {step_id!r} of run {run.pk}.")
         decision = {"approved": approved, "by": _who(by), "comment": comment}
         engine.record(run, RunEventKind.ACTION, step_id=step_id, actor=by, action="approve" if approved else "reject",

@@ -1,7 +1,8 @@
 """The workflow pages: definitions with a start form, recent runs, and a run's live page with its controls.
 
-Views read through ``selectors`` (shaped by ``presenters``) and write only
-through ``services``; each control is one service call, and its answer is the
+Views read through ``selectors`` (shaped by ``presenters``), narrowed by
+``access`` to the runs the user may see (someone else's run is a 404, like a
+missing one), and write only through ``services``; each control is one service call, and its answer is the
 run page's own partials, the same ones the websocket pushes.
 """
 
@@ -10,12 +11,14 @@ from collections.abc import Callable
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
 from executions.presenters import render_text
 from executions.validation import SubmitError
-from workflows import presenters, selectors, services
+from workflows import access, presenters, selectors, services
 from workflows.forms import RunRerunForm, StepDecisionForm, WorkflowStartForm
 from workflows.models import WorkflowRun, WorkflowStatus
 
@@ -36,7 +39,8 @@ def _before(request: HttpRequest) -> int | None:
 
 def _list_context(request: HttpRequest, refused: WorkflowStartForm | None = None) -> dict:
     status = _status_filter(request)
-    runs = selectors.run_list(status=status or None, before=_before(request))
+    visible = access.runs_visible_to(request.user)
+    runs = selectors.run_list(runs=visible, status=status or None, before=_before(request))
     more = len(runs) > selectors.RUNS_PER_PAGE
     runs = runs[: selectors.RUNS_PER_PAGE]
     definitions = selectors.definition_list()
@@ -51,7 +55,7 @@ def _list_context(request: HttpRequest, refused: WorkflowStartForm | None = None
         "definitions": definitions,
         "runs": runs,
         "next_before": runs[-1].pk if more else None,
-        "status_counts": selectors.run_status_counts(),
+        "status_counts": selectors.run_status_counts(runs=visible),
         "status_filter": status,
         # A refusal for a workflow the page does not list (gone meanwhile) shows above the list.
         "unplaced_errors": _errors(unplaced) if unplaced is not None else "",
@@ -99,12 +103,17 @@ def _page(request: HttpRequest, run_id: int) -> dict:
 @require_GET
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
+    access.run_for(request.user, run_id)
     return _render(request, "workflows/run.html", _page(request, run_id))
 
 
 def _act(request: HttpRequest, run_id: int, action: Callable[[WorkflowRun], object]) -> HttpResponse:
-    """One service call; a refusal is a 409 whose message shows in place of the header."""
-    run = get_object_or_404(WorkflowRun, pk=run_id)
+    """One service call on a run the user may see; a refusal is a 409 whose message shows in place of the header."""
+    return _answer(request, access.run_for(request.user, run_id), action)
+
+
+def _answer(request: HttpRequest, run: WorkflowRun, action: Callable[[WorkflowRun], object]) -> HttpResponse:
+    run_id = run.pk
     refused = ""
     try:
         action(run)
@@ -159,7 +168,18 @@ def _decide(request: HttpRequest, run_id: int, step_id: str, decide: Callable) -
             raise services.WorkflowError(_errors(form))
         return decide(run=run, step_id=step_id, by=request.user, comment=form.cleaned_data["comment"])
 
-    return _act(request, run_id, act)
+    run = access.run_to_decide(request.user, run_id, step_id)
+    if access.may_see_run(request.user, run.pk):
+        return _answer(request, run, act)
+    # A named approver who may not see the rest of the run: the outcome as a message on the list page.
+    try:
+        act(run)
+        messages.success(request, f"Decided step {step_id} of run {run_id}.")
+    except (services.WorkflowError, SubmitError) as exc:
+        messages.error(request, str(exc))
+    if request.htmx:
+        return HttpResponseClientRedirect(reverse("workflows:list"))
+    return redirect("workflows:list")
 
 
 @require_POST

@@ -5,6 +5,7 @@ tracker) in committed transactions; on the embedded default the web process's
 relay notices them, exactly as it does for events written by worker processes.
 """
 
+import asyncio
 import json
 
 import pytest
@@ -12,8 +13,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection
+from django.test import Client
 
-from executions import live
+from executions import consumers, live
 from executions.models import EventKind, Execution, ExecutionEvent
 from executions.models import ExecutionState as S
 from executions.progress import ProgressTracker
@@ -235,6 +237,64 @@ async def test_the_filtered_list_socket_follows_the_filter(execution, session):
 
     assert 'id="execution-rows"' in update and f'id="execution-{execution.pk}"' in update
     await communicator.disconnect()
+
+
+# Each user's own -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob")
+
+
+@pytest.fixture
+def bob_session(bob) -> str:
+    """A plain user's session (not an operator): he sees what he submitted."""
+    client = Client()
+    client.force_login(bob)
+    return client.cookies["sessionid"].value
+
+
+async def test_a_plain_user_cannot_watch_someone_elses_execution(execution, bob_session):
+    for path in (f"/ws/executions/{execution.pk}/", f"/ws/ui/executions/{execution.pk}/"):
+        communicator = socket(path, bob_session)
+        connected, _ = await communicator.connect()
+        assert not connected, path
+
+
+async def test_a_plain_users_list_shows_and_follows_only_their_executions(execution, bob, bob_session, make_agent):
+    sockets = [socket("/ws/ui/executions/", bob_session) for _ in range(5)]
+    for communicator in sockets:
+        assert (await communicator.connect())[0]
+        first = "".join(await receive_burst(communicator))
+        assert 'id="execution-rows"' in first and f'id="execution-{execution.pk}"' not in first
+
+    await cancel(execution.pk)  # someone else's: nothing to show, nothing rendered
+    for communicator in sockets:
+        assert await communicator.receive_nothing(0.3)
+    mine = await database_sync_to_async(execution_submit)(
+        agent=await database_sync_to_async(make_agent)("echo", name="bobs"), input_data={}, submitted_by=bob
+    )
+
+    for communicator in sockets:
+        update = "".join(await receive_burst(communicator))
+        assert f'id="execution-{mine.pk}"' in update and f'id="execution-{execution.pk}"' not in update
+        await communicator.disconnect()
+    # Whose each execution is was read once for all five sockets, not once per socket and hint.
+    assert consumers.submitters.reads <= 2
+
+
+async def test_whose_execution_it_is_is_read_once_however_many_ask(execution, bob, make_agent):
+    submitters = consumers.Submitters()
+    agent = await database_sync_to_async(make_agent)("echo", name="bobs")
+    mine = await database_sync_to_async(execution_submit)(agent=agent, input_data={}, submitted_by=bob)
+
+    asked = [execution.pk, mine.pk, 424242] * 4
+    owners = await asyncio.gather(*(submitters.of(execution_id) for execution_id in asked))
+
+    assert owners == [None, bob.pk, None] * 4 and submitters.reads == 1
+    assert await submitters.of(mine.pk) == bob.pk and submitters.reads == 1  # remembered
+    assert await submitters.of(424242) is None and submitters.reads == 2  # no row: asked again
 
 
 # Whatever is stored ---------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from executions.models import Execution, ExecutionEvent, Task
 from executions.services import SubmitError, execution_submit
+from tests.conftest import make_operator
 
 pytestmark = pytest.mark.django_db
 
@@ -126,7 +127,8 @@ COMMAND_LINES = st.fixed_dictionaries(
 
 @pytest.fixture
 def logged_in(client, django_user_model, demo_agents):
-    client.force_login(django_user_model.objects.create_user("alice", password="pw-alice-1234"))
+    # An operator: she sees what the service and the CLI submit for nobody in particular.
+    client.force_login(make_operator(django_user_model.objects.create_user("alice", password="pw-alice-1234")))
     return client
 
 

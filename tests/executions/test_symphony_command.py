@@ -194,3 +194,22 @@ def test_ensure_admin_takes_the_password_from_the_environment(settings):
     symphony("ensure-admin")
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.check_password("correct horse battery")
+
+
+@pytest.mark.django_db
+def test_as_a_user_the_cli_submits_for_them_and_acts_only_on_theirs(demo_agents, django_user_model):
+    alice, _ = django_user_model.objects.create_user("alice"), django_user_model.objects.create_user("bob")
+    out, _ = symphony("submit", "--agent", "slow", "--as", "alice")
+    execution = Execution.objects.get(pk=int(out))
+    assert execution.submitted_by == alice
+
+    for command in ("cancel", "wait", "retry"):
+        with pytest.raises(CommandError, match=f"No execution {execution.pk}"):
+            symphony(command, str(execution.pk), "--as", "bob")
+    with pytest.raises(CommandError, match="No user named 'mallory'"):
+        symphony("cancel", str(execution.pk), "--as", "mallory")
+    assert Execution.objects.get(pk=execution.pk).state == S.QUEUED
+
+    out, _ = symphony("cancel", str(execution.pk), "--as", "alice")
+    assert out.strip() == f"{execution.pk} CANCELLED"
+    assert execution.events.get(to_state=S.CANCELLED).actor == alice

@@ -7,6 +7,7 @@ from django.urls import reverse
 from executions.models import EventKind, Execution, ExecutionEvent
 from executions.models import ExecutionState as S
 from executions.services import execution_submit
+from tests.conftest import make_operator
 from tests.executions.stored_text import SHOWN_JSON_TEXT, SHOWN_TEXT, store_odd_text
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,8 @@ def alice(django_user_model):
 
 @pytest.fixture
 def logged_in(client, alice):
-    client.force_login(alice)
+    """Alice operates the site: she sees executions submitted by anyone (who sees what: test_access.py)."""
+    client.force_login(make_operator(alice))
     return client
 
 

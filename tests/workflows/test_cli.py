@@ -79,3 +79,15 @@ def test_load_demo_adds_the_demo_workflow():
     assert "Demo workflow ready: demo (version 1)" in out.getvalue()
     call_command("symphony", "load-demo", stdout=io.StringIO())
     assert WorkflowDefinition.objects.get(name="demo").versions.count() == 1  # unchanged: no new version
+
+
+def test_as_a_user_the_cli_reaches_only_what_that_user_may_see(definition_file, django_user_model):
+    alice, _ = django_user_model.objects.create_user("alice"), django_user_model.objects.create_user("bob")
+    run_id = symphony("workflow", "run", str(definition_file), "--as", "alice").split()[0]
+    assert WorkflowRun.objects.get(pk=run_id).created_by == alice
+    assert f"run {run_id}" in symphony("workflow", "status", run_id, "--as", "alice")
+
+    for action in ("status", "pause", "cancel"):
+        with pytest.raises(CommandError, match=f"No workflow run {run_id}"):
+            symphony("workflow", action, run_id, "--as", "bob")
+    assert symphony("workflow", "cancel", run_id, "--as", "alice").strip() == f"{run_id} CANCELLED"

@@ -17,6 +17,7 @@ from django.test import override_settings
 from executions import live
 from executions.worker import drain
 from symphony.asgi import application
+from tests.conftest import make_operator
 from workflows.live import run_group
 from workflows.models import WorkflowRun
 from workflows.services import workflow_run_start, workflow_step_approve
@@ -42,7 +43,7 @@ def alice(django_user_model):
 
 @pytest.fixture
 def session(client, alice) -> str:
-    client.force_login(alice)
+    client.force_login(make_operator(alice))
     return client.cookies["sessionid"].value
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 from django.urls import reverse
 
+from tests.conftest import make_operator
 from workflows.models import RunEvent, StepRun, WorkflowRun, WorkflowStatus
 from workflows.services import workflow_run_cancel, workflow_run_start
 
@@ -25,7 +26,8 @@ def bob(django_user_model):
 
 @pytest.fixture
 def logged_in(client, alice):
-    client.force_login(alice)
+    """Alice operates the site: she sees runs started by anyone (who sees what: test_access.py)."""
+    client.force_login(make_operator(alice))
     return client
 
 
@@ -240,7 +242,7 @@ def test_an_approver_sees_the_form_and_approving_moves_the_run_on(logged_in, app
 
 def test_a_user_who_may_not_decide_sees_no_form_and_is_refused(client, approval_flow, work_off, bob):
     run = waiting_run(approval_flow, work_off)
-    client.force_login(bob)
+    client.force_login(make_operator(bob))  # bob sees every run, but the step names alice
 
     page = client.get(reverse("workflows:run", args=[run.pk])).content.decode()
     assert "Waiting for alice; you may not decide this step." in page
@@ -276,3 +278,44 @@ def test_a_re_run_with_bad_input_is_refused_in_place(logged_in, define, work_off
 
     assert response.status_code == 409 and "not valid JSON" in response.content.decode()
     assert not RunEvent.objects.filter(run=run, data__action="rerun").exists()
+
+
+# Approvers who may not see the run ------------------------------------------------------------
+
+
+@pytest.fixture
+def bobs_approval(define, alice):
+    """A run of alice's waiting for an approval that names bob (not alice)."""
+    define([{"id": "review", "approval": {"message": "ok?", "approvers": ["bob"]}}], name="ask-bob")
+    return workflow_run_start(definition="ask-bob", by=alice)
+
+
+def test_a_named_approver_decides_a_run_they_cannot_see_and_is_sent_to_the_list(client, bobs_approval, bob):
+    client.force_login(bob)
+    assert client.get(reverse("workflows:run", args=[bobs_approval.pk])).status_code == 404
+
+    response = client.post(reverse("workflows:approve", args=[bobs_approval.pk, "review"]), {"comment": "fine"})
+
+    assert response.status_code == 302 and response["Location"] == reverse("workflows:list")
+    assert StepRun.objects.get(run=bobs_approval, step_id="review").decided_by == bob
+    assert f"Decided step review of run {bobs_approval.pk}." in client.get(reverse("workflows:list")).content.decode()
+
+
+def test_with_htmx_a_named_approver_is_redirected_by_the_client(client, bobs_approval, bob):
+    client.force_login(bob)
+    response = client.post(reverse("workflows:reject", args=[bobs_approval.pk, "review"]), **HTMX)
+    assert response["HX-Redirect"] == reverse("workflows:list")
+    assert WorkflowRun.objects.get(pk=bobs_approval.pk).status == WorkflowStatus.FAILED
+
+
+def test_the_owner_may_not_approve_a_step_that_names_someone_else(logged_in, bobs_approval):
+    response = logged_in.post(reverse("workflows:approve", args=[bobs_approval.pk, "review"]), **HTMX)
+    assert response.status_code == 409 and "alice may not decide step" in response.content.decode()
+
+
+def test_a_stranger_cannot_decide_nor_learn_that_the_run_exists(client, bobs_approval, django_user_model):
+    client.force_login(django_user_model.objects.create_user("carol"))
+    for action in ("workflows:approve", "workflows:reject"):
+        assert client.post(reverse(action, args=[bobs_approval.pk, "review"])).status_code == 404
+    assert client.post(reverse("workflows:approve", args=[424242, "review"])).status_code == 404
+    assert StepRun.objects.get(run=bobs_approval, step_id="review").state == "WAITING"

@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from honcho import command as honcho_command
 from honcho import manager as honcho_manager
 
-from executions import cli
+from executions import access, cli
 from executions.agent_activity import task_router
 from executions.cluster import WorkerCluster, stop_bound
 from executions.dispatcher import run_dispatcher
@@ -41,6 +41,7 @@ class Command(BaseCommand):
         submit.add_argument("--timeout", type=float, help="Seconds before the execution times out.")
         submit.add_argument("--max-attempts", type=int, help="Attempts before giving up (default: site setting).")
         submit.add_argument("--wait", action="store_true", help="Follow it to the end; non-zero exit on failure.")
+        submit.add_argument("--as", dest="as_user", help="Submit it for this user (it is theirs to see and act on).")
         followers = (
             ("wait", "Follow an execution until it ends."),
             ("cancel", "Cancel an execution."),
@@ -49,6 +50,7 @@ class Command(BaseCommand):
         for name, text in followers:
             sub = commands.add_parser(name, help=text)
             sub.add_argument("execution_id", type=int)
+            sub.add_argument("--as", dest="as_user", help="Act for this user: only on what they may see.")
             if name == "retry":
                 sub.add_argument("--wait", action="store_true")
         route = commands.add_parser("route", help="Show how a task would be routed.")
@@ -74,7 +76,8 @@ class Command(BaseCommand):
             return
         getattr(self, "handle_" + subcommand.replace("-", "_"))(**options)
 
-    def handle_submit(self, *, agent, input, name, tags, strategy, priority, timeout, max_attempts, wait, **_):
+    def handle_submit(self, *, agent, input, name, tags, strategy, priority, timeout, max_attempts, wait, as_user, **_):
+        by = cli.acting_user(as_user)
         try:
             execution = execution_submit(
                 agent=_agent(agent),
@@ -85,6 +88,7 @@ class Command(BaseCommand):
                 priority=priority,
                 timeout=timeout,
                 max_attempts=max_attempts,
+                submitted_by=by,
             )
         except SubmitError as exc:
             raise CommandError(str(exc)) from exc
@@ -104,20 +108,22 @@ class Command(BaseCommand):
         if decision.chosen is None:
             raise SystemExit(1)
 
-    def handle_wait(self, *, execution_id, **_):
-        self._get(execution_id)
+    def handle_wait(self, *, execution_id, as_user, **_):
+        self._get(execution_id, cli.acting_user(as_user))
         self._follow(execution_id)
 
-    def handle_cancel(self, *, execution_id, **_):
+    def handle_cancel(self, *, execution_id, as_user, **_):
+        by = cli.acting_user(as_user)
         try:
-            execution = execution_cancel(execution=self._get(execution_id), reason="cancelled from the CLI")
+            execution = execution_cancel(execution=self._get(execution_id, by), by=by, reason="cancelled from the CLI")
         except TransitionError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"{execution.pk} {execution.state}")
 
-    def handle_retry(self, *, execution_id, wait, **_):
+    def handle_retry(self, *, execution_id, wait, as_user, **_):
+        by = cli.acting_user(as_user)
         try:
-            execution = execution_retry(execution=self._get(execution_id))
+            execution = execution_retry(execution=self._get(execution_id, by), by=by)
         except TransitionError as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(f"{execution.pk} {execution.state} (attempt {execution.attempt})")
@@ -168,8 +174,10 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Created admin user 'admin' (password from SYMPHONY_ADMIN_PASSWORD).")
 
-    def _get(self, execution_id: int) -> Execution:
-        execution = Execution.objects.filter(pk=execution_id).first() if is_row_id(execution_id) else None
+    def _get(self, execution_id: int, user=None) -> Execution:
+        """The execution, if ``user`` (when acting for one) may see it: else, as when it is missing, an error."""
+        executions = Execution.objects.all() if user is None else access.executions_visible_to(user)
+        execution = executions.filter(pk=execution_id).first() if is_row_id(execution_id) else None
         if execution is None:
             raise CommandError(f"No execution {execution_id}.")
         return execution
