@@ -5,7 +5,6 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.executions.conftest import fresh_live  # noqa: F401  (the websocket tests' fresh live machinery)
 
 
 class Clock:

@@ -30,9 +30,12 @@ from executions.models import Execution, Task
 from executions.models import ExecutionState as S
 from executions.services import execution_submit
 from executions.state import transition
+from routing.models import AgentConfig
 from symphony.asgi import application, websocket_urlpatterns
+from symphony.models import ApiToken
+from symphony.tokens import token_create
 from tests.conftest import make_operator
-from workflows.models import StepRun, WorkflowRun, WorkflowStatus
+from workflows.models import StepRun, WorkflowRun, WorkflowStatus, WorkflowVersion
 from workflows.services import workflow_definition_save, workflow_run_pause, workflow_run_start, workflow_step_reject
 
 ROLES = ("anonymous", "owner", "other", "operator", "staff")
@@ -42,6 +45,7 @@ LISTED = "listed"  # a list: every signed-in user, each seeing what is theirs (o
 SIGNED_IN = "signed in"  # any signed-in user, acting for themselves
 PUBLIC = "public"
 MANAGED = "managed"  # agents and definitions: those with the model permissions (none of ROLES)
+PERSONAL = "personal"  # the owner's own things (API tokens): nobody else, operators included
 REFUSED = "refused"  # nobody (the websockets' catch-all)
 
 # Routes that another test covers, by path prefix.
@@ -59,6 +63,7 @@ class World:
     waiting: WorkflowRun  # waiting for its approval step
     paused: WorkflowRun
     rejected: WorkflowRun  # ended FAILED: may be re-run
+    token: ApiToken
 
     def row(self, route: "Route") -> dict:
         return route.kwargs(self) if route.kwargs else {}
@@ -94,6 +99,10 @@ def status_of(name: str) -> Callable[[World], Any]:
 
 def step_of(name: str, step_id: str) -> Callable[[World], Any]:
     return lambda w: StepRun.objects.filter(run=getattr(w, name), step_id=step_id, superseded=False).get().state
+
+
+def field_of(model, field_name: str, **lookup) -> Callable[[World], Any]:
+    return lambda w: model.objects.values_list(field_name, flat=True).get(**lookup)
 
 
 def count(model) -> Callable[[World], Any]:
@@ -155,6 +164,64 @@ ROUTES: dict[str, Route] = {
     "api:task_create": Route(SIGNED_IN, "POST", data={"name": "t", "input": {}}, ok=201, changes=count(Task)),
     "api:task_list": Route(LISTED, shows=json_task("queued")),
     "api:task_get": Route(OWNED, kwargs=lambda w: {"task_id": w.queued.task_id}),
+    "api:agent_list": Route(SIGNED_IN),
+    "api:agent_get": Route(SIGNED_IN, kwargs=lambda w: {"name": "echo"}),
+    "api:agent_create": Route(
+        MANAGED,
+        "POST",
+        data={"name": "new", "settings": {"path": "tests.agents.echo"}},
+        ok=201,
+        changes=count(AgentConfig),
+    ),  # fmt: skip
+    "api:agent_update": Route(
+        MANAGED,
+        "PATCH",
+        lambda w: {"name": "echo"},
+        data={"max_concurrency": 2},
+        changes=field_of(AgentConfig, "max_concurrency", name="echo"),
+    ),  # fmt: skip
+    "api:agent_disable": Route(
+        MANAGED, "POST", lambda w: {"name": "echo"}, changes=field_of(AgentConfig, "enabled", name="echo")
+    ),  # fmt: skip
+    "api:agent_enable": Route(
+        MANAGED, "POST", lambda w: {"name": "off"}, changes=field_of(AgentConfig, "enabled", name="off")
+    ),  # fmt: skip
+    "api:routing_decide": Route(SIGNED_IN, "POST", data={"query": "echo this"}),  # a dry run: changes nothing
+    "api:health": Route(PUBLIC, ok=503),  # no worker or dispatcher runs in this test: 503 saying so
+    "api:workflow_definition_list": Route(SIGNED_IN),
+    "api:workflow_definition_get": Route(SIGNED_IN, kwargs=lambda w: {"name": "flow"}),
+    "api:workflow_definition_save": Route(
+        MANAGED,
+        "POST",
+        data={"source": {"name": "flow2", "steps": [{"id": "a", "approval": {}}]}},
+        ok=201,
+        changes=count(WorkflowVersion),
+    ),  # fmt: skip
+    "api:workflow_run_list": Route(LISTED, shows=json_id("waiting")),
+    "api:workflow_run_get": Route(OWNED, kwargs=run("waiting")),
+    "api:workflow_run_start": Route(
+        SIGNED_IN, "POST", data={"definition": "flow", "input": {}}, ok=201, changes=count(WorkflowRun)
+    ),  # fmt: skip
+    "api:workflow_run_pause": Route(OWNED, "POST", run("waiting"), changes=status_of("waiting")),
+    "api:workflow_run_resume": Route(OWNED, "POST", run("paused"), changes=status_of("paused")),
+    "api:workflow_run_cancel": Route(OWNED, "POST", run("waiting"), changes=status_of("waiting")),
+    "api:workflow_run_rerun": Route(
+        OWNED, "POST", run("rejected"), data={"from_step": "review"}, changes=status_of("rejected")
+    ),  # fmt: skip
+    "api:workflow_step_approve": Route(
+        OWNED, "POST", run("waiting", step_id="review"), changes=step_of("waiting", "review")
+    ),  # fmt: skip
+    "api:workflow_step_reject": Route(
+        OWNED, "POST", run("waiting", step_id="review"), changes=step_of("waiting", "review")
+    ),  # fmt: skip
+    "symphony:tokens": Route(SIGNED_IN),
+    "symphony:token-revoke": Route(
+        PERSONAL,
+        "POST",
+        lambda w: {"token_id": w.token.pk},
+        ok=302,
+        changes=lambda w: ApiToken.objects.values_list("revoked_at", flat=True).get(pk=w.token.pk),
+    ),  # fmt: skip
     "ws/executions/<row_id:execution_id>/": Route(OWNED, kwargs=execution("queued")),
     "ws/ui/executions/": Route(LISTED, shows=html_row("execution", "queued")),
     "ws/ui/executions/<row_id:execution_id>/": Route(OWNED, kwargs=execution("queued")),
@@ -176,6 +243,8 @@ def expected(route: Route, interface: str, role: str) -> str:
         return {"page": "login", "api": "401", "ws": "refused"}[interface]
     if route.access == MANAGED:
         return "403"
+    if route.access == PERSONAL:
+        return "ok" if role == "owner" else ("refused" if interface == "ws" else "404")
     if route.access == SIGNED_IN:
         return "ok"
     sees = role in ("owner", "operator")
@@ -219,8 +288,12 @@ def test_every_route_is_in_the_table():
     assert not ROUTES.keys() - routes, "ROUTES names routes that do not exist"
 
 
+# Actions that change nothing by design.
+CHANGE_NOTHING = {"logout", "api:routing_decide"}
+
+
 def test_every_action_says_what_it_changes():
-    actions = [key for key, route in ROUTES.items() if route.method != "GET" and key != "logout"]
+    actions = [key for key, route in ROUTES.items() if route.method != "GET" and key not in CHANGE_NOTHING]
     assert actions and all(ROUTES[key].changes for key in actions)
 
 
@@ -247,6 +320,7 @@ def world(django_user_model, make_agent) -> World:
     }
     owner = users["owner"]
     agent = make_agent("echo")
+    make_agent("echo", name="off", enabled=False)
     workflow_definition_save(
         source={"name": "flow", "steps": [{"id": "review", "approval": {"message": "ok?"}}]}, by=owner
     )
@@ -263,6 +337,7 @@ def world(django_user_model, make_agent) -> World:
         waiting=workflow_run_start(definition="flow", by=owner),
         paused=workflow_run_pause(run=workflow_run_start(definition="flow", by=owner), by=owner),
         rejected=workflow_step_reject(run=rejected, step_id="review", by=owner),
+        token=token_create(user=owner, name="ci")[0],
     )
 
 
