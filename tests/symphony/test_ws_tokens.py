@@ -24,8 +24,8 @@ FOREIGN = (b"origin", b"http://evil.example")
 
 
 @pytest.fixture
-def execution(make_agent) -> Execution:
-    return execution_submit(agent=make_agent("echo"), input_data={"q": 1}, name="Watched")
+def execution(make_agent, alice) -> Execution:
+    return execution_submit(agent=make_agent("echo"), input_data={"q": 1}, name="Watched", submitted_by=alice)
 
 
 @pytest.fixture
