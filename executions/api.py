@@ -1,18 +1,26 @@
 """The JSON API for tasks and executions (mounted by ``symphony.api``): thin adapters over
 ``services``, ``access`` and ``listing``, so the API can do exactly what the pages do."""
 
-from datetime import datetime
-
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Header, Path, Query, Router, Schema, Status
 
 from executions import access, services
-from executions.idempotency import fingerprint, submit_once
+from executions.idempotency import KEY_MAX_CHARS, fingerprint, submit_once
 from executions.ids import ID_MAX
 from executions.listing import MAX_PAGE_SIZE, PAGE_SIZE, ExecutionFilters, execution_page
 from executions.models import Execution, ExecutionEvent, ExecutionState
-from executions.schemas import EventOut, ExecutionOut, ExecutionPage, RerunIn, SubmitIn, TaskIn, TaskOut
+from executions.schemas import (
+    DateTime,
+    EventOut,
+    ExecutionOut,
+    ExecutionPage,
+    LookupText,
+    RerunIn,
+    SubmitIn,
+    TaskIn,
+    TaskOut,
+)
 from executions.selectors import execution_events_after
 from routing.models import AgentConfig
 
@@ -36,7 +44,11 @@ def _detail(request: HttpRequest, execution_id: int) -> Execution:
 
 
 @router.post("/executions", response={201: ExecutionOut}, summary="Submit a task")
-def execution_submit(request: HttpRequest, body: SubmitIn, idempotency_key: str | None = Header(None)):
+def execution_submit(
+    request: HttpRequest,
+    body: SubmitIn,
+    idempotency_key: str | None = Header(None, alias="Idempotency-Key", min_length=1, max_length=KEY_MAX_CHARS),
+):
     """Queue an execution. With an ``Idempotency-Key`` header, a repeat of the same request returns
     the first one's execution (and 201) instead of running it twice; the key with another body is a 422."""
     user = request.user
@@ -59,17 +71,17 @@ def execution_submit(request: HttpRequest, body: SubmitIn, idempotency_key: str 
     if idempotency_key is None:
         execution = submit()
     else:
-        execution, _ = submit_once(user=user, key=idempotency_key, digest=fingerprint(body.dict()), submit=submit)
+        execution, _ = submit_once(user=user, key=idempotency_key, digest=fingerprint(body.model_dump()), submit=submit)
     return Status(201, ExecutionOut.of(_detail(request, execution.pk)))
 
 
 class ListFilters(Schema):
     state: list[ExecutionState] = []
-    agent: str = ""
-    tag: str = ""
-    created_after: datetime | None = None
-    created_before: datetime | None = None
-    q: str = ""
+    agent: LookupText = ""
+    tag: LookupText = ""
+    created_after: DateTime | None = None
+    created_before: DateTime | None = None
+    q: LookupText = ""
     before: int | None = Field(None, ge=1, le=ID_MAX, description="The last id seen: older ones follow.")
     limit: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 

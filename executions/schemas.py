@@ -9,24 +9,73 @@ from typing import Annotated, Any
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from ninja import Field, Schema
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Strict, model_validator
 
 from executions.ids import ID_MAX
 from executions.models import EventKind, Execution, ExecutionEvent, ExecutionState, Task
+from executions.storable import storable_text
 from executions.validation import DESCRIPTION_MAX_CHARS, NAME_MAX_CHARS, TAG_MAX_CHARS
 from routing.decisions import RoutingStrategy
 
+# Numbers in a body are strict: pydantic would otherwise read ``true`` as 1 and ``"5"`` as 5,
+# which the schema does not allow and a client would not mean.
 Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX_CHARS)]
-Priority = Annotated[int, Field(ge=settings.SYMPHONY_MIN_PRIORITY, le=settings.SYMPHONY_MAX_PRIORITY)]
-Timeout = Annotated[float, Field(gt=0, le=settings.SYMPHONY_MAX_TIMEOUT, description="Seconds.")]
-MaxAttempts = Annotated[int, Field(ge=1, le=settings.SYMPHONY_MAX_ATTEMPTS_LIMIT)]
+Priority = Annotated[int, Strict(), Field(ge=settings.SYMPHONY_MIN_PRIORITY, le=settings.SYMPHONY_MAX_PRIORITY)]
+Timeout = Annotated[float, Strict(), Field(gt=0, le=settings.SYMPHONY_MAX_TIMEOUT, description="Seconds.")]
+MaxAttempts = Annotated[int, Strict(), Field(ge=1, le=settings.SYMPHONY_MAX_ATTEMPTS_LIMIT)]
+Id = Annotated[int, Strict(), Field(ge=1, le=ID_MAX)]
 
 
-class SubmitIn(Schema):
+def _not_a_number(value: Any) -> Any:
+    # pydantic reads "1700000000" or "0.5" as seconds since 1970; the schema says RFC 3339.
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return value
+    raise ValueError("expected a date and time such as 2026-01-31T12:00:00Z, not a number")
+
+
+def _aware(value: datetime) -> datetime:
+    return value if timezone.is_aware(value) else timezone.make_aware(value, timezone.get_default_timezone())
+
+
+DateTime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_aware)]
+# Text to look something up by: NUL is read as U+FFFD, as it was stored (PostgreSQL refuses NUL in a query).
+LookupText = Annotated[str, AfterValidator(lambda text: storable_text(text)[0])]
+
+
+class ObjectIn(BaseModel):
+    """A request body: a JSON object and nothing else.
+
+    A plain pydantic model rather than a ninja ``Schema``: a ``Schema`` reads its fields
+    from any object (it is made for ORM rows), so an array, a number or a string would
+    pass as a body with every field left at its default.
+    """
+
+    @model_validator(mode="before")
+    @classmethod
+    def _an_object(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise ValueError(f"the body must be a JSON object, not {_json_type(value)}")
+        return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "a string", list: "an array"}
+    return names.get(type(value), type(value).__name__)
+
+
+class SubmitIn(ObjectIn):
     """A task to run: name an agent, or leave it out to let the router choose."""
 
-    agent: str | None = Field(None, max_length=100, description="Agent name; omit to route.", examples=["echo"])
-    task_id: int | None = Field(None, ge=1, le=ID_MAX, description="Run an existing task instead of a new one.")
+    agent: LookupText | None = Field(
+        None, max_length=100, description="Agent name; omit to route.", examples=["text-stats"]
+    )
+    task_id: Id | None = Field(None, description="Run an existing task instead of a new one.")
     input: Any = Field(None, description="The task's input (any JSON).", examples=[{"query": "Summarise this"}])
     name: str | None = Field(None, min_length=1, max_length=NAME_MAX_CHARS)
     tags: list[Tag] = Field(default_factory=list, max_length=100, description="For capability matching.")
@@ -37,16 +86,16 @@ class SubmitIn(Schema):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class RerunIn(Schema):
+class RerunIn(ObjectIn):
     input: Any = Field(None, description="A new input for the new run; omit to reuse the old task.")
 
 
-class TaskIn(Schema):
+class TaskIn(ObjectIn):
     name: str = Field(..., min_length=1, max_length=NAME_MAX_CHARS, examples=["Translate greeting"])
     description: str = Field("", max_length=DESCRIPTION_MAX_CHARS)
     input: Any = Field(None, examples=[{"query": "Translate 'hello' to French"}])
     tags: list[Tag] = Field(default_factory=list, max_length=100)
-    agent: str | None = Field(None, max_length=100, description="Agent to run it with; omit to route.")
+    agent: LookupText | None = Field(None, max_length=100, description="Agent to run it with; omit to route.")
     routing_strategy: RoutingStrategy | None = None
     priority: Priority = 0
 

@@ -13,9 +13,11 @@ import math
 from http import HTTPStatus
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
+from django.urls import reverse
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, Throttled
 from ninja.errors import ValidationError as NinjaValidationError
@@ -61,10 +63,22 @@ def _http_error(request: HttpRequest, exc: HttpError) -> JsonResponse:
         response = problem(401, told or "Authentication needed: an API token (Authorization: Bearer ...) or a session.")
         response["WWW-Authenticate"] = 'Bearer realm="symphony"'
         return response
+    if exc.status_code == 400 and exc.__cause__ is not None:  # ninja: "Cannot parse request body"
+        return problem(400, _unparsable(exc.__cause__))
     response = problem(exc.status_code, str(exc))
     if isinstance(exc, Throttled) and exc.wait is not None:
         response["Retry-After"] = str(max(1, math.ceil(exc.wait)))
     return response
+
+
+def _unparsable(cause: BaseException) -> str:
+    if isinstance(cause, UnicodeDecodeError):
+        return f"The request body is not UTF-8 ({cause.reason} at byte {cause.start})."
+    if isinstance(cause, RecursionError):
+        return "The request body is nested too deeply to read."
+    if isinstance(cause, ValueError):
+        return f"The request body is not valid JSON ({cause})."
+    return "The request body cannot be read as JSON."
 
 
 def _not_found(request: HttpRequest, exc: Http404) -> JsonResponse:
@@ -112,6 +126,12 @@ def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> JsonResponse:
     return problem(413, "The request body is too large.")
 
 
+def _unreadable(request: HttpRequest, exc: Exception) -> JsonResponse:
+    # A malformed multipart body or too many form fields: Django's own refusals of a request
+    # it cannot read, raised wherever the body is first parsed (the CSRF check reads forms).
+    return problem(400, f"The request body cannot be read: {exc}")
+
+
 def _unexpected(request: HttpRequest, exc: Exception) -> JsonResponse:
     logger.exception("The API failed on %s %s", request.method, request.path, exc_info=exc)
     return problem(500, "Something went wrong on our side; the error is logged.")
@@ -126,6 +146,8 @@ def install(api: NinjaAPI) -> None:
         (Http404, _not_found),
         (PermissionDenied, _forbidden),
         (RequestDataTooBig, _too_big),
+        (SuspiciousOperation, _unreadable),
+        (MultiPartParserError, _unreadable),
         (DjangoValidationError, _django_invalid),
         (ValueError, _unprocessable),
         (SubmitError, _submit_refused),
@@ -136,3 +158,47 @@ def install(api: NinjaAPI) -> None:
     ]
     for exception_class, handler in handlers:
         api.add_exception_handler(exception_class, handler)
+
+
+# Headers of a refusal that tell the client what to do next; kept when a refusal is rewritten.
+KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
+
+
+class ProblemResponses:
+    """Middleware: every error under the API's root is a problem, whoever answered it.
+
+    The operations' errors go through the handlers above, but some answers are
+    made outside them: ninja's own 405 for a method a path does not have, Django's
+    404 for a path no route matches, a 400 for a request Django refuses before any
+    view (a bad ``Host``). Those would be HTML; here they are rewritten, keeping
+    the status and the headers a client acts on (``Allow``, ``WWW-Authenticate``).
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.root = ""
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code < 400 or response.get("Content-Type", "").startswith(CONTENT_TYPE):
+            return response
+        self.root = self.root or reverse("api:api-root")
+        if not request.path.startswith(self.root):
+            return response
+        rewritten = problem(response.status_code, _default_detail(request, response))
+        for header in KEPT_HEADERS:
+            if header in response:
+                rewritten[header] = response[header]
+        return rewritten
+
+
+def _default_detail(request: HttpRequest, response: HttpResponse) -> str:
+    status = response.status_code
+    if status == 405:
+        allowed = ", ".join(sorted(m.strip() for m in response.get("Allow", "").split(",") if m.strip()))
+        return f"{request.method} is not allowed on {request.path}; it allows {allowed or 'no method'}."
+    if status == 404:
+        return f"There is no API endpoint at {request.path}; see {reverse('api:openapi-view')}."
+    if status >= 500:
+        return "Something went wrong on our side; the error is logged."
+    return HTTPStatus(status).description or HTTPStatus(status).phrase
