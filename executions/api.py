@@ -15,8 +15,8 @@ from executions.schemas import (
     EventOut,
     ExecutionOut,
     ExecutionPage,
+    ExecutionRerunIn,
     LookupText,
-    RerunIn,
     SubmitIn,
     TaskIn,
     TaskOut,
@@ -142,7 +142,7 @@ def execution_retry(request: HttpRequest, execution_id: int = ExecutionId):
 
 
 @router.post("/executions/{execution_id}/rerun", response={201: ExecutionOut}, summary="Run a finished one again")
-def execution_rerun(request: HttpRequest, execution_id: int = ExecutionId, body: RerunIn | None = None):
+def execution_rerun(request: HttpRequest, execution_id: int = ExecutionId, body: ExecutionRerunIn | None = None):
     """A new execution of a finished one (any end state), with the same agent and settings and,
     unless ``input`` is given, the same task; it links back with ``rerun_of``."""
     again = services.execution_rerun(

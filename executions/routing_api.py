@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
 from executions.agent_activity import task_router
+from executions.schemas import ObjectIn
 from executions.validation import DESCRIPTION_MAX_CHARS, NAME_MAX_CHARS, TAG_MAX_CHARS
 from routing.decisions import RouteRequest, RoutingStrategy, query_text
 
@@ -19,7 +20,7 @@ router = Router(tags=["routing"])
 Tag = Annotated[str, Field(min_length=1, max_length=TAG_MAX_CHARS)]
 
 
-class RouteIn(Schema):
+class RouteIn(ObjectIn):
     """A task as the router sees it: its query (``query``, else read from ``input`` as a submit reads it),
     tags for capability matching, and its name and description for content matching."""
 
@@ -42,7 +43,7 @@ class CandidateOut(Schema):
     note: str = Field(..., description="Why it scored as it did.")
 
 
-class DecisionOut(Schema):
+class RoutingDecisionOut(Schema):
     strategy: RoutingStrategy
     chosen: str | None = Field(None, description="The agent it would run on; null when none fits.")
     chosen_id: int | None
@@ -50,7 +51,7 @@ class DecisionOut(Schema):
     candidates: list[CandidateOut] = Field(..., description="Every enabled agent it considered, with its score.")
 
 
-@router.post("/routing/decide", response=DecisionOut, summary="Show how a task would be routed")
+@router.post("/routing/decide", response=RoutingDecisionOut, summary="Show how a task would be routed")
 def routing_decide(request: HttpRequest, body: RouteIn):
     """The router's decision for the task, with every candidate's score, load and note, without
     running or recording anything (``manage.py symphony route`` in the API). ``chosen`` is null

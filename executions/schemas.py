@@ -4,7 +4,7 @@ Limits come from the same settings the services enforce, so the OpenAPI schema
 tells a client what will be refused before it asks.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from django.conf import settings
@@ -37,11 +37,18 @@ def _not_a_number(value: Any) -> Any:
     raise ValueError("expected a date and time such as 2026-01-31T12:00:00Z, not a number")
 
 
-def _aware(value: datetime) -> datetime:
-    return value if timezone.is_aware(value) else timezone.make_aware(value, timezone.get_default_timezone())
+def _in_utc(value: datetime) -> datetime:
+    # PostgreSQL refuses an offset past 15:59 ("-18:28" is valid RFC 3339), so the database gets UTC;
+    # a naive time is read in the site's zone.
+    try:
+        if timezone.is_naive(value):
+            value = timezone.make_aware(value, timezone.get_default_timezone())
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0
+        raise ValueError("the date and time is out of range") from None
 
 
-DateTime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_aware)]
+DateTime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_in_utc)]
 # Text to look something up by: NUL is read as U+FFFD, as it was stored (PostgreSQL refuses NUL in a query).
 LookupText = Annotated[str, AfterValidator(lambda text: storable_text(text)[0])]
 
@@ -86,7 +93,7 @@ class SubmitIn(ObjectIn):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
-class RerunIn(ObjectIn):
+class ExecutionRerunIn(ObjectIn):
     input: Any = Field(None, description="A new input for the new run; omit to reuse the old task.")
 
 

@@ -160,6 +160,7 @@ def install(api: NinjaAPI) -> None:
         api.add_exception_handler(exception_class, handler)
 
 
+JSON_TYPES = (CONTENT_TYPE, "application/json")
 # Headers of a refusal that tell the client what to do next; kept when a refusal is rewritten.
 KEPT_HEADERS = ("Allow", "WWW-Authenticate", "Retry-After")
 
@@ -170,7 +171,7 @@ class ProblemResponses:
     The operations' errors go through the handlers above, but some answers are
     made outside them: ninja's own 405 for a method a path does not have, Django's
     404 for a path no route matches, a 400 for a request Django refuses before any
-    view (a bad ``Host``). Those would be HTML; here they are rewritten, keeping
+    view (a bad ``Host``). Those would be HTML or plain text; here they are rewritten, keeping
     the status and the headers a client acts on (``Allow``, ``WWW-Authenticate``).
     """
 
@@ -180,8 +181,8 @@ class ProblemResponses:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code < 400 or response.get("Content-Type", "").startswith(CONTENT_TYPE):
-            return response
+        if response.status_code < 400 or response.get("Content-Type", "").startswith(JSON_TYPES):
+            return response  # a problem already, or an operation's own documented JSON (health's 503)
         self.root = self.root or reverse("api:api-root")
         if not request.path.startswith(self.root):
             return response

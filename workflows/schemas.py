@@ -6,6 +6,7 @@ from typing import Annotated, Any
 from django.urls import reverse
 from ninja import Field, Schema
 
+from executions.schemas import ObjectIn
 from workflows import selectors
 from workflows.engine import spec_of, step_outcome
 from workflows.models import StepRun, WorkflowDefinition, WorkflowRun, WorkflowStatus, WorkflowVersion
@@ -77,7 +78,7 @@ class RunStartIn(Schema):
     name: str | None = Field(None, min_length=1, max_length=200, description="Default: the definition's name.")
 
 
-class DecisionIn(Schema):
+class DecisionIn(ObjectIn):
     comment: str = Field("", max_length=COMMENT_MAX_CHARS, examples=["Looks good"])
 
 
