@@ -52,6 +52,9 @@ BENCHES = [
     Bench("websocket-fanout", "websocket_fanout.py", "websocket fan-out to 200 clients"),
     Bench("workflows", "workflows.py", "workflow overhead and scale (sqlite+orm)"),
     Bench("routing-accuracy", "routing_accuracy.py", "routing accuracy"),
+    Bench("api-list", "api_list.py", "API lists and submits over 1,000,000 executions (sqlite)"),
+    Bench("api-list-postgres", "api_list.py", "API lists and submits over 1,000,000 executions (postgresql)",
+          services=True),
 ]  # fmt: skip
 
 
