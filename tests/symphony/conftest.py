@@ -6,7 +6,6 @@ import pytest
 from django.utils import timezone
 
 
-
 class Clock:
     def __init__(self):
         self.now = timezone.now()
