@@ -31,6 +31,17 @@ def make_operator(user):
 
 
 @pytest.fixture
+def alice(django_user_model):
+    """A plain signed-up user (no permissions): she sees and acts on her own work only."""
+    return django_user_model.objects.create_user("alice", password="pw-alice-1234")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="pw-bob-1234")
+
+
+@pytest.fixture
 def demo_agents(db):
     return {config.name: config for config in demo_agents_load()}
 

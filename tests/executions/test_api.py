@@ -17,11 +17,6 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw-alice-1234")
-
-
-@pytest.fixture
 def api(client, alice) -> Client:
     client.force_login(alice)
     return client

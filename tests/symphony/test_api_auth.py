@@ -13,11 +13,6 @@ from symphony.tokens import token_create, token_revoke
 PROBLEM = "application/problem+json"
 
 
-@pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw-alice-1234")
-
-
 @pytest.fixture(autouse=True)
 def own_throttle_counts(monkeypatch):
     """Each test counts from zero: the counts live in the cache, which outlives a test's database."""

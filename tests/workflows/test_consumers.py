@@ -37,11 +37,6 @@ def fresh_live(monkeypatch):
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw-alice-1234")
-
-
-@pytest.fixture
 def session(client, alice) -> str:
     client.force_login(make_operator(alice))
     return client.cookies["sessionid"].value

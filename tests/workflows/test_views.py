@@ -15,16 +15,6 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def alice(django_user_model):
-    return django_user_model.objects.create_user("alice", password="pw-alice-1234")
-
-
-@pytest.fixture
-def bob(django_user_model):
-    return django_user_model.objects.create_user("bob", password="pw-bob-1234")
-
-
-@pytest.fixture
 def logged_in(client, alice):
     """Alice operates the site: she sees runs started by anyone (who sees what: test_access.py)."""
     client.force_login(make_operator(alice))
