@@ -2,9 +2,11 @@
 
 import logging
 
+from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.text import capfirst
 
 from routing.agents.demo import DEMO_AGENTS
 from routing.kinds.validation import validate_kind_settings
@@ -74,6 +76,7 @@ def agent_config_create(*, name: str, by=None, **fields) -> AgentConfig:
     except IntegrityError:  # created by someone else between the check and the insert
         raise ValidationError({"name": f"An agent called {name!r} already exists."}) from None
     logger.info("Agent %s created by %s", config.name, _who(by))
+    _history(by, config, ADDITION, [{"added": {}}])
     return config
 
 
@@ -87,6 +90,8 @@ def agent_config_update(*, agent: AgentConfig, by=None, **fields) -> AgentConfig
         _validated(config)
         config.save()
     logger.info("Agent %s updated by %s: %s", config.name, _who(by), ", ".join(sorted(fields)) or "nothing")
+    labels = [capfirst(AgentConfig._meta.get_field(field).verbose_name) for field in sorted(fields)]
+    _history(by, config, CHANGE, [{"changed": {"fields": labels}}])
     return config
 
 
@@ -99,7 +104,16 @@ def agent_config_set_enabled(*, agent: AgentConfig, enabled: bool, by=None) -> A
     AgentConfig.objects.filter(pk=agent.pk).update(enabled=enabled, updated_at=timezone.now())
     agent.refresh_from_db()
     logger.info("Agent %s %s by %s", agent.name, "enabled" if enabled else "disabled", _who(by))
+    _history(by, agent, CHANGE, "Enabled." if enabled else "Disabled.")
     return agent
+
+
+def _history(user, config: AgentConfig, flag: int, message) -> None:
+    """Record who changed the agent in Django's admin history (the agent's "History" page), as
+    the admin records its own changes; a change by the system (no user) has no entry there."""
+    if getattr(user, "pk", None) is None:
+        return
+    LogEntry.objects.log_actions(user.pk, [config], flag, message, single_object=True)
 
 
 def _who(user) -> str:

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 
 from routing.models import AgentConfig, AgentKind
@@ -97,6 +98,20 @@ def test_an_editor_creates_then_changes_only_the_fields_sent(client, editor):
     assert (stored.role, stored.kind, stored.settings, stored.max_concurrency) == ("Writer", AgentKind.LLM, LLM, 2)
     assert stored.capabilities == [{"name": "w", "expertise": ["x"]}]
     assert patch(client, f"{AGENTS}/nobody", {"role": "x"}).status_code == 404
+
+
+def test_every_change_is_in_the_agents_history_with_who_made_it(client, editor):
+    post(client, AGENTS, {"name": "writer", "kind": "llm", "settings": LLM})
+    patch(client, f"{AGENTS}/writer", {"max_concurrency": 2})
+    post(client, f"{AGENTS}/writer/disable")
+
+    agent = AgentConfig.objects.get(name="writer")
+    history = LogEntry.objects.filter(object_id=str(agent.pk)).order_by("id")
+    assert [(entry.user, entry.get_change_message()) for entry in history] == [
+        (editor, "Added."),
+        (editor, "Changed Max concurrency."),
+        (editor, "Disabled."),
+    ]
 
 
 def test_a_taken_name_is_a_422_on_name_not_an_update(client, editor, make_agent):
