@@ -6,61 +6,86 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0003_concurrency_groups'),
-        ('routing', '0001_initial'),
+        ("executions", "0003_concurrency_groups"),
+        ("routing", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IdempotencyKey',
+            name="IdempotencyKey",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.CharField(max_length=200)),
-                ('fingerprint', models.CharField(help_text='SHA-256 of the request body the key was first used with.', max_length=64)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("key", models.CharField(max_length=200)),
+                (
+                    "fingerprint",
+                    models.CharField(
+                        help_text="SHA-256 of the request body the key was first used with.", max_length=64
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.AlterModelOptions(
-            name='execution',
-            options={'ordering': ['-id'], 'permissions': [('operate_executions', "Can see and act on every user's tasks and executions")]},
+            name="execution",
+            options={
+                "ordering": ["-id"],
+                "permissions": [("operate_executions", "Can see and act on every user's tasks and executions")],
+            },
         ),
         migrations.AddField(
-            model_name='execution',
-            name='rerun_of',
-            field=models.ForeignKey(blank=True, help_text='The finished execution this one runs again.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reruns', to='executions.execution'),
+            model_name="execution",
+            name="rerun_of",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="The finished execution this one runs again.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="reruns",
+                to="executions.execution",
+            ),
         ),
         migrations.AddField(
-            model_name='executionevent',
-            name='actor',
-            field=models.ForeignKey(blank=True, help_text='Who did it, when a person did (submitted, cancelled, retried...).', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="executionevent",
+            name="actor",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Who did it, when a person did (submitted, cancelled, retried...).",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(fields=['state', '-id'], name='execution_state_id'),
+            model_name="execution",
+            index=models.Index(fields=["state", "-id"], name="execution_state_id"),
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(fields=['agent', '-id'], name='execution_agent_id'),
+            model_name="execution",
+            index=models.Index(fields=["agent", "-id"], name="execution_agent_id"),
         ),
         migrations.AddIndex(
-            model_name='execution',
-            index=models.Index(fields=['submitted_by', '-id'], name='execution_submitter'),
+            model_name="execution",
+            index=models.Index(fields=["submitted_by", "-id"], name="execution_submitter"),
         ),
         migrations.AddField(
-            model_name='idempotencykey',
-            name='execution',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='executions.execution'),
+            model_name="idempotencykey",
+            name="execution",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="executions.execution"
+            ),
         ),
         migrations.AddField(
-            model_name='idempotencykey',
-            name='user',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="idempotencykey",
+            name="user",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to=settings.AUTH_USER_MODEL
+            ),
         ),
         migrations.AddConstraint(
-            model_name='idempotencykey',
-            constraint=models.UniqueConstraint(fields=('user', 'key'), name='idempotency_key_unique'),
+            model_name="idempotencykey",
+            constraint=models.UniqueConstraint(fields=("user", "key"), name="idempotency_key_unique"),
         ),
     ]

@@ -4,23 +4,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('executions', '0004_access'),
+        ("executions", "0004_access"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Heartbeat',
+            name="Heartbeat",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(help_text='role:host:pid', max_length=200, unique=True)),
-                ('role', models.CharField(choices=[('worker', 'Worker'), ('dispatcher', 'Dispatcher')], max_length=20)),
-                ('started_at', models.DateTimeField(auto_now_add=True)),
-                ('beat_at', models.DateTimeField()),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(help_text="role:host:pid", max_length=200, unique=True)),
+                ("role", models.CharField(choices=[("worker", "Worker"), ("dispatcher", "Dispatcher")], max_length=20)),
+                ("started_at", models.DateTimeField(auto_now_add=True)),
+                ("beat_at", models.DateTimeField()),
             ],
             options={
-                'indexes': [models.Index(fields=['role', '-beat_at'], name='heartbeat_role_beat')],
+                "indexes": [models.Index(fields=["role", "-beat_at"], name="heartbeat_role_beat")],
             },
         ),
     ]

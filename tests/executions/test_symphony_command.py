@@ -148,8 +148,17 @@ def test_submit_wait_exits_non_zero_with_the_error_on_failure(demo_agents):
         out, err = io.StringIO(), io.StringIO()
         try:
             call_command(
-                "symphony", "submit", "--agent", "flaky", "--input", '{"fail_attempts": 5}',
-                "--max-attempts", "1", "--wait", stdout=out, stderr=err,
+                "symphony",
+                "submit",
+                "--agent",
+                "flaky",
+                "--input",
+                '{"fail_attempts": 5}',
+                "--max-attempts",
+                "1",
+                "--wait",
+                stdout=out,
+                stderr=err,
             )
         finally:
             worker.join(5)

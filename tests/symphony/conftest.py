@@ -20,5 +20,3 @@ def clock(monkeypatch) -> Clock:
     clock = Clock()
     monkeypatch.setattr(timezone, "now", lambda: clock.now)
     return clock
-
-

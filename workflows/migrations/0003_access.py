@@ -5,19 +5,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0002_step_run_state_indexes'),
+        ("workflows", "0002_step_run_state_indexes"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterModelOptions(
-            name='workflowrun',
-            options={'ordering': ['-id'], 'permissions': [('operate_runs', "Can see and act on every user's workflow runs")]},
+            name="workflowrun",
+            options={
+                "ordering": ["-id"],
+                "permissions": [("operate_runs", "Can see and act on every user's workflow runs")],
+            },
         ),
         migrations.AddIndex(
-            model_name='workflowrun',
-            index=models.Index(fields=['created_by', '-id'], name='workflow_run_creator'),
+            model_name="workflowrun",
+            index=models.Index(fields=["created_by", "-id"], name="workflow_run_creator"),
         ),
     ]
