@@ -1,0 +1,311 @@
+"""The kept database of bench/api_list.py: a million executions, filled once, reused while the schema matches.
+
+The database is named after the row count and a hash of every migration (and of
+this fill's version), so a rerun reuses it and a schema change fills a new one.
+SQLite: a file in bench/.data/ (git-ignored), kept once a ``.filled`` file stands
+beside it. PostgreSQL: a database ``symphony_bench_api_<rows>_<key>`` left on the
+server, kept once its comment says it was filled. The fill writes raw rows
+(SQLite: ``executemany`` with ``synchronous=OFF`` and the indexes built after;
+PostgreSQL: ``COPY`` with the foreign-key triggers off): users, agents, a task
+per execution with tags and a name, and executions in a realistic mix of states
+spread over a year.
+"""
+
+import hashlib
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "bench" / ".data"
+FILL_VERSION = 1  # bump when the fill below changes what it writes
+USERS = 10  # plain users; each submits a tenth of the executions, but a twentieth are nobody's
+OPERATOR = "bench-operator"
+MEASURED_USER = "bench-user-3"
+STATES = {  # share of all executions
+    "COMPLETED": 0.80,
+    "FAILED": 0.08,
+    "CANCELLED": 0.03,
+    "TIMED_OUT": 0.01,
+    "QUEUED": 0.04,
+    "RUNNING": 0.02,
+    "PENDING": 0.01,
+    "PAUSED": 0.005,
+    "PREPARING": 0.005,
+}
+FINISHED = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
+AGENTS = [f"bench-agent-{n:02d}" for n in range(12)]
+TAGS = [f"tag-{n:02d}" for n in range(40)]
+MEASURED_TAG = "tag-07"  # about 2% of tasks
+VERBS = ["Summarise", "Translate", "Classify", "Review", "Extract", "Compare", "Rewrite", "Score"]
+THINGS = ["report", "invoice", "ticket", "article", "contract", "email", "transcript", "changelog", "survey"]
+SEARCH_WORD = "quarterly"  # in about 1% of task names
+BATCH = 50_000
+FILLED = "filled by bench/api_list.py"
+
+
+def schema_key() -> str:
+    """A hash of every migration and of this fill: a kept database is reused only while it matches."""
+    digest = hashlib.sha256(f"fill {FILL_VERSION}".encode())
+    for path in sorted(ROOT.glob("*/migrations/0*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def configure(args) -> tuple[str, str, bool]:
+    """Point Django at the kept database; return (engine label, where it is, whether it is filled).
+
+    A database is kept only once its fill finished (SQLite: a ``.filled`` file beside it;
+    PostgreSQL: the database's comment); one left half-filled is made again.
+    """
+    name = f"symphony_bench_api_{args.rows}_{schema_key()}"
+    os.environ.pop("REDIS_URL", None)
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "symphony.test_settings",
+            "DJANGO_DEBUG": "0",
+            "DJANGO_ALLOWED_HOSTS": "testserver,localhost",
+            "SYMPHONY_VAR_DIR": str(DATA / "var"),
+            "SYMPHONY_LOG_LEVEL": "WARNING",
+        }
+    )
+    if args.database_url:
+        import psycopg
+
+        from bench.install import with_path
+
+        with psycopg.connect(with_path(args.database_url, "postgres"), autocommit=True) as admin:
+            found = admin.execute(
+                "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", [name]
+            ).fetchone()
+            kept = bool(found) and found[0] == FILLED and not args.fresh
+            if found and not kept:
+                admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            if not kept:
+                admin.execute(f'CREATE DATABASE "{name}"')
+        os.environ["DATABASE_URL"] = with_path(args.database_url, name)
+        return "postgresql", name, kept
+    os.environ.pop("DATABASE_URL", None)
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / f"{name}.sqlite3"
+    kept = Path(f"{path}.filled").exists() and not args.fresh
+    if not kept:
+        for suffix in ("", "-wal", "-shm", ".filled"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+    os.environ["SYMPHONY_SQLITE_PATH"] = str(path)
+    return "sqlite", str(path.relative_to(ROOT)), kept
+
+
+def mark_filled(args, where: str) -> None:
+    if args.database_url:
+        import psycopg
+
+        from bench.install import with_path
+
+        with psycopg.connect(with_path(args.database_url, "postgres"), autocommit=True) as admin:
+            admin.execute(f"COMMENT ON DATABASE \"{where}\" IS '{FILLED}'")
+    else:
+        Path(f"{ROOT / where}.filled").write_text(FILLED + "\n")
+
+
+# Fill -----------------------------------------------------------------------------------
+
+
+def users_and_agents() -> tuple[list[int], list[int]]:
+    from django.contrib.auth.models import Group, User
+
+    from executions.access import OPERATORS_GROUP
+    from routing.models import AgentConfig
+
+    operator = User.objects.create_user(OPERATOR, password="bench")
+    operator.groups.add(Group.objects.get(name=OPERATORS_GROUP))
+    users = [User.objects.create_user(f"bench-user-{n}", password="bench").pk for n in range(USERS)]
+    agents = [
+        AgentConfig.objects.create(
+            name=name,
+            role="Bench agent",
+            settings={"path": "bench.noop.noop_agent"},
+            capabilities=[{"name": "bench", "expertise": TAGS[n * 3 : n * 3 + 3]}],
+        ).pk
+        for n, name in enumerate(AGENTS)
+    ]
+    return users, agents
+
+
+def generate(rows: int, users: list[int], agents: list[int]):
+    """(task, execution) value dicts for every row, oldest first, the same on every run."""
+    rng = random.Random(9)
+    states, weights = list(STATES), list(STATES.values())
+    agent_weights = [1 / (n + 1) for n in range(len(agents))]  # a few agents do most of the work
+    tag_weights = [1 / (n + 1) ** 0.5 for n in range(len(TAGS))]
+    start = datetime.now(UTC) - timedelta(days=365)
+    step = timedelta(days=365) / rows
+    for n in range(1, rows + 1):
+        created = start + step * n + timedelta(seconds=rng.random())
+        state = rng.choices(states, weights)[0]
+        agent = rng.choices(agents, agent_weights)[0]
+        user = users[rng.randrange(len(users))] if rng.random() > 0.05 else None
+        verb, thing = rng.choice(VERBS), rng.choice(THINGS)
+        word = SEARCH_WORD if rng.random() < 0.01 else rng.choice(["weekly", "monthly", "daily", "annual"])
+        tags = sorted(set(rng.choices(TAGS, tag_weights, k=rng.randint(1, 3))))
+        started = created + timedelta(seconds=rng.uniform(0.01, 2)) if state not in ("QUEUED", "PENDING") else None
+        finished = started + timedelta(seconds=rng.uniform(0.1, 60)) if state in FINISHED and started else None
+        task = {
+            "id": n,
+            "name": f"{verb} {word} {thing} {n}",
+            "description": f"{verb} the {thing} and report back.",
+            "input_data": json.dumps({"query": f"{verb} this {thing}", "n": n}),
+            "tags": json.dumps(tags),
+            "agent_id": agent,
+            "created_by_id": user,
+            "created_at": created,
+        }
+        execution = {
+            "id": n,
+            "task_id": n,
+            "agent_id": agent,
+            "state": state,
+            "attempt": 2 if state == "FAILED" and rng.random() < 0.3 else 1,
+            "max_attempts": 3,
+            "timeout_seconds": 300.0,
+            "progress": 100.0 if state == "COMPLETED" else 0.0,
+            "result": json.dumps({"ok": True, "words": n % 997}) if state == "COMPLETED" else None,
+            "error": json.dumps({"type": "AgentError", "message": "it failed"}) if state == "FAILED" else None,
+            "queued_at": created,
+            "submitted_by_id": user,
+            "created_at": created,
+            "started_at": started,
+            "finished_at": finished,
+            "updated_at": finished or started or created,
+        }
+        yield task, execution
+
+
+def row_layout(model) -> tuple[str, list[str], dict]:
+    """The table, its columns in order, and each column's value when a row does not set it."""
+    from django.db.models import JSONField
+
+    fields = model._meta.local_concrete_fields
+    defaults = {}
+    for field in fields:
+        default = field.get_default()
+        defaults[field.attname] = (
+            json.dumps(default) if isinstance(field, JSONField) and default is not None else default
+        )
+    return model._meta.db_table, [field.column for field in fields], defaults
+
+
+def fill(rows: int) -> float:
+    from django.db import connection, transaction
+
+    from executions.models import Execution, Task
+
+    started = time.perf_counter()
+    with transaction.atomic():
+        users, agents = users_and_agents()
+    layouts = {model: row_layout(model) for model in (Task, Execution)}
+    attnames = {model: [f.attname for f in model._meta.local_concrete_fields] for model in (Task, Execution)}
+    writer = _SqliteWriter(layouts) if connection.vendor == "sqlite" else _PostgresWriter(layouts)
+    with writer:
+        batch: dict = {Task: [], Execution: []}
+        for n, (task, execution) in enumerate(generate(rows, users, agents), start=1):
+            for model, values in ((Task, task), (Execution, execution)):
+                defaults = layouts[model][2]
+                batch[model].append(tuple(values.get(name, defaults[name]) for name in attnames[model]))
+            if n % BATCH == 0 or n == rows:
+                writer.write(batch)
+                batch = {Task: [], Execution: []}
+                print(f"\r  filled {n:,} of {rows:,} ({time.perf_counter() - started:.0f} s)", end="", flush=True)
+    print()
+    return time.perf_counter() - started
+
+
+class _SqliteWriter:
+    """executemany in one transaction, without fsyncs, and the indexes built once at the end."""
+
+    def __init__(self, layouts: dict):
+        self.layouts = layouts
+
+    def __enter__(self):
+        from django.db import connection
+
+        connection.ensure_connection()
+        self.db = connection.connection
+        self.db.execute("PRAGMA synchronous=OFF")
+        self.indexes = []
+        for table, _, _ in self.layouts.values():
+            found = self.db.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
+                [table],
+            ).fetchall()
+            self.indexes += found
+            for name, _ in found:
+                self.db.execute(f'DROP INDEX "{name}"')
+        self.db.execute("BEGIN")
+        return self
+
+    def write(self, batch: dict) -> None:
+        for model, rows in batch.items():
+            table, columns, _ = self.layouts[model]
+            marks = ", ".join("?" * len(columns))
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            self.db.executemany(f'INSERT INTO "{table}" ({quoted}) VALUES ({marks})', [_sqlite_row(r) for r in rows])
+
+    def __exit__(self, *exc_info):
+        if exc_info[0] is not None:
+            self.db.execute("ROLLBACK")
+            return
+        self.db.execute("COMMIT")
+        print("\n  building indexes...", end="", flush=True)
+        for _, sql in self.indexes:
+            self.db.execute(sql)
+        self.db.execute("PRAGMA synchronous=NORMAL")
+
+
+def _sqlite_row(row: tuple) -> tuple:
+    # Django stores an aware datetime on SQLite as naive UTC text: "2026-01-31 12:00:00.123456".
+    return tuple(str(v.astimezone(UTC).replace(tzinfo=None)) if isinstance(v, datetime) else v for v in row)
+
+
+class _PostgresWriter:
+    """COPY, with the foreign-key triggers off for the session (the rows are consistent by construction)."""
+
+    def __init__(self, layouts: dict):
+        self.layouts = layouts
+
+    def __enter__(self):
+        from django.db import connection
+
+        connection.ensure_connection()
+        self.db = connection.connection
+        self.db.autocommit = False
+        self.db.execute("SET session_replication_role = replica")
+        return self
+
+    def write(self, batch: dict) -> None:
+        for model, rows in batch.items():
+            table, columns, _ = self.layouts[model]
+            quoted = ", ".join(f'"{c}"' for c in columns)
+            with self.db.cursor().copy(f'COPY "{table}" ({quoted}) FROM STDIN') as copy:
+                for row in rows:
+                    copy.write_row(row)
+
+    def __exit__(self, *exc_info):
+        if exc_info[0] is not None:
+            self.db.rollback()
+            return
+        for model in self.layouts:  # the ids were given: move each sequence past them
+            table = self.layouts[model][0]
+            self.db.execute(
+                f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), (SELECT max(id) FROM \"{table}\"))"
+            )
+        self.db.execute("SET session_replication_role = origin")
+        self.db.commit()
+        self.db.autocommit = True
+        print("\n  analyzing...", end="", flush=True)
+        for model in self.layouts:
+            self.db.execute(f'ANALYZE "{self.layouts[model][0]}"')
