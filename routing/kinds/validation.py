@@ -22,9 +22,12 @@ CREDENTIAL_SCHEMES = ("bearer ", "basic ", "token ", "digest ")
 REDACTED = "[redacted]"
 
 KIND_SETTINGS = {
-    "llm": {"base_url", "model", "temperature", "max_tokens", "request_timeout", "max_retries"},
-    "http": {"url", "timeout", "headers"},
+    "llm": {"base_url", "model", "temperature", "max_tokens", "request_timeout", "max_retries", "prices"},
+    "http": {"url", "timeout", "headers", "prices"},
 }
+# settings.prices: what the agent's tokens cost, for the execution page (``executions.usage``).
+PRICE_NAMES = ("input_per_million", "output_per_million")
+PRICES_EXAMPLE = '{"input_per_million": 0.15, "output_per_million": 0.6, "currency": "USD"}'
 
 
 def validate_kind_settings(kind: str, settings: object, *, secret_env: str = "") -> None:
@@ -98,6 +101,8 @@ def _settings_problems(kind: str, settings: object) -> Iterator[str]:
     if not isinstance(settings, dict):
         yield f"settings must be a JSON object, not {type(settings).__name__}."
         return
+    if "prices" in settings:
+        yield from _prices_problems(settings["prices"])
     if kind == "python":
         if not isinstance(settings.get("path"), str) or not settings["path"].strip():
             yield 'A python agent needs settings.path, a dotted path like "package.module.callable".'
@@ -180,3 +185,18 @@ def _integer_problems(settings: dict, name: str, *, low: int, high: int | None =
     if not isinstance(value, int) or isinstance(value, bool) or value < low or (high is not None and value > high):
         bound = f"at least {low}" + (f" and at most {high}" if high is not None else "")
         yield f"settings.{name} must be a whole number {bound}."
+
+
+def _prices_problems(prices: object) -> Iterator[str]:
+    if not isinstance(prices, dict):
+        yield f"settings.prices must be an object like {PRICES_EXAMPLE}."
+        return
+    for name in sorted(set(prices) - {*PRICE_NAMES, "currency"}):
+        yield f"Unknown price {name!r}; expected some of: currency, {', '.join(PRICE_NAMES)}."
+    for name in PRICE_NAMES:
+        value = prices.get(name)
+        if name in prices and (not _is_number(value) or value < 0 or value == float("inf")):
+            yield f"settings.prices.{name} must be a number at least 0 (the price of a million tokens)."
+    currency = prices.get("currency", "")
+    if not isinstance(currency, str) or len(currency) > 10:
+        yield 'settings.prices.currency must be a short text, like "USD".'

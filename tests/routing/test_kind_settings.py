@@ -63,7 +63,7 @@ def test_an_unknown_setting_is_named_with_the_ones_expected():
     (message,) = problems("llm", {**LLM, "base-url": "x"})["settings"]
     assert message == (
         "Unknown setting 'base-url' for a llm agent; expected some of: "
-        "base_url, max_retries, max_tokens, model, request_timeout, temperature."
+        "base_url, max_retries, max_tokens, model, prices, request_timeout, temperature."
     )
 
 
