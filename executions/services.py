@@ -150,35 +150,41 @@ def execution_submit(
 def execution_rerun(*, execution: Execution, by=None, input_data: Any = None) -> Execution:
     """Run a finished execution again as a new execution linked to it (``rerun_of``).
 
+    Any end state will do: COMPLETED, FAILED, CANCELLED or TIMED_OUT. This is not
+    ``execution_retry``, a transition of the same execution that only FAILED allows
+    (the others are final); the old run is only read, never moved.
+
     With ``input_data`` the new run gets a task of its own with that input (the
     old task is left as it was); without, it runs the same task. The agent is
-    the one the old run used, whatever routing would say now.
+    the one the old run used, whatever routing would say now. A refused submit
+    stores nothing, the new task included.
     """
     if not execution.is_finished:
         raise TransitionConflict(f"Execution {execution.pk} is {execution.state}; only a finished run can run again.")
     old = execution.task
-    task = old
-    if input_data is not None:
-        task = task_create(
-            name=old.name,
-            description=old.description,
-            input_data=input_data,
-            tags=old.tags,
-            agent=old.agent,
-            priority=old.priority,
-            routing_strategy=old.routing_strategy,
-            created_by=by,
+    with transaction.atomic():
+        task = old
+        if input_data is not None:
+            task = task_create(
+                name=old.name,
+                description=old.description,
+                input_data=input_data,
+                tags=old.tags,
+                agent=old.agent,
+                priority=old.priority,
+                routing_strategy=old.routing_strategy,
+                created_by=by,
+            )
+        return execution_submit(
+            task=task,
+            agent=execution.agent,
+            timeout=execution.timeout_seconds,
+            max_attempts=execution.max_attempts,
+            priority=execution.priority,
+            metadata=execution.metadata,
+            submitted_by=by,
+            rerun_of=execution,
         )
-    return execution_submit(
-        task=task,
-        agent=execution.agent,
-        timeout=execution.timeout_seconds,
-        max_attempts=execution.max_attempts,
-        priority=execution.priority,
-        metadata=execution.metadata,
-        submitted_by=by,
-        rerun_of=execution,
-    )
 
 
 def execution_release(*, execution: Execution) -> Execution:
