@@ -48,6 +48,7 @@ DETAIL_PANELS = (
     "execution-progress",
     "execution-steps",
     "execution-history",
+    "execution-attempts",
     "execution-error",
     "execution-result",
     "execution-routing",
@@ -146,19 +147,34 @@ submitters = Submitters()
 
 @database_sync_to_async
 def _detail_push(execution_id: int, after_id: int) -> tuple[str, int]:
-    """The detail page's panels as OOB replacements, plus log lines after ``after_id`` to append."""
+    """The page's panels, and its log brought from event ``after_id`` up to the page's last event id:
+    new attempts as sections of their own, new lines appended to their attempt's section.
+
+    The log is read only up to the id read first, so every line read has its attempt among the
+    state events read after it; what comes later is the next hint's push.
+    """
     page = presenters.execution_page(execution_id=execution_id, with_log=False)
     if page is None:
         return "", after_id
     context = {**page, "oob": True}
     parts = [presenters.render_text(f"executions/detail.html#{name}", context) for name in DETAIL_PANELS]
-    while True:
-        events = selectors.execution_log_events_after(execution_id=execution_id, after_id=after_id, limit=EVENT_BATCH)
+    up_to = page["last_event_id"]
+    shown = after_id
+    while shown < up_to:
+        events = selectors.execution_log_events_after(
+            execution_id=execution_id, after_id=after_id, up_to_id=up_to, limit=EVENT_BATCH
+        )
+        # Attempts that started up to the end of this batch (or the last id, for the last batch) come now.
+        reach = up_to if len(events) < EVENT_BATCH else events[-1].pk
+        attempts = [attempt for attempt in page["attempts"] if attempt.start_id <= reach]
+        groups = presenters.log_append(attempts, events, shown_up_to=shown)
+        if groups:
+            log = {**context, "log_groups": groups}
+            parts.append(presenters.render_text("executions/detail.html#log-append", log))
+        shown = reach
         if events:
-            parts.append(presenters.render_text("executions/detail.html#log-append", {**context, "log_events": events}))
             after_id = events[-1].pk
-        if len(events) < EVENT_BATCH:
-            return "".join(parts), after_id
+    return "".join(parts), max(shown, after_id)
 
 
 @database_sync_to_async

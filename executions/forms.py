@@ -85,3 +85,16 @@ class ExecutionSubmitForm(forms.Form):
             "max_attempts": data["max_attempts"],
             "strategy": data["strategy"] or None,
         }
+
+
+class ExecutionRerunForm(forms.Form):
+    """Run a finished execution again: its input, as JSON, prefilled and editable."""
+
+    input = forms.CharField(
+        label="Input (JSON)",
+        widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false", "class": "code"}),
+    )
+
+    # Read and refused exactly as the submit form's input is.
+    clean_input = ExecutionSubmitForm.clean_input
+    add_refusal = ExecutionSubmitForm.add_refusal

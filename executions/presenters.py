@@ -9,11 +9,17 @@ import json
 from typing import Any
 
 from django.template.loader import render_to_string
+from django.utils import timezone
 
-from executions import selectors
-from executions.models import ExecutionEvent
-from executions.state import ACTIVE, WAITING
+from executions import attempts, selectors
+from executions.models import Execution, ExecutionEvent
+from executions.state import ACTIVE, FINISHED, WAITING
 from executions.storable import storable_json, storable_text
+from executions.usage import usage_summary
+
+# JSON longer than this is folded (<details>) on the page: the panels below it stay in sight.
+FOLD_LINES = 20
+FOLD_CHARS = 2_000
 
 
 def render_text(template_name: str, context: dict, request=None) -> str:
@@ -36,6 +42,31 @@ def pretty_json(value: Any) -> str:
         return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False, default=str)
     except (RecursionError, ValueError) as exc:  # nested past the recursion limit, an int too long to print
         return f"(cannot be shown: {type(exc).__name__})"
+
+
+def json_block(value: Any) -> dict:
+    """``value`` as pretty JSON for a <pre>, with its size and whether the page folds it."""
+    text = pretty_json(value)
+    lines = text.count("\n") + 1
+    return {"text": text, "lines": lines, "folded": lines > FOLD_LINES or len(text) > FOLD_CHARS}
+
+
+def progress_view(execution: Execution) -> dict:
+    """The progress head: the agent's latest step and its percent, said so they read together.
+
+    Both come from the agent (``ctx.progress(percent, step)``), reported when a step starts: the
+    demo's "Step 2 of 10" comes with 10, the share of the work already done. So the percent is
+    "done" and the step is what it is doing "now" (or where it stopped, once it has ended).
+    """
+    if not execution.current_step:
+        label = ""
+    elif execution.state in FINISHED:
+        label = "Last step" if execution.state == "COMPLETED" else "Stopped at"
+    else:
+        label = "Now"
+    percent = f"{execution.progress:.0f}"
+    step = f"{label}: {execution.current_step}" if label else "No step yet"
+    return {"label": label, "percent": percent, "text": f"{percent}% done", "summary": f"{percent}% done, {step}"}
 
 
 def _candidate_load(candidate: dict) -> Any:
@@ -109,24 +140,53 @@ def error_summary(error: Any) -> dict | None:
 
 
 def execution_page(*, execution_id: int, with_log: bool = True) -> dict | None:
-    """Everything the detail page shows; the consumer re-renders panels from it on each change."""
+    """Everything the detail page shows; the consumer re-renders panels from it on each change.
+
+    Fixed queries whatever the history's length: the last event id, the execution, its state
+    events (history and attempts) and, ``with_log``, the log's tail (split by attempt here).
+    """
     # Read the last id first: anything committed after it reaches the page by the websocket.
     last_event_id = selectors.execution_last_event_id(execution_id=execution_id)
     execution = selectors.execution_get(execution_id=execution_id)
     if execution is None:
         return None
+    history = selectors.execution_history(execution_id=execution_id)
     page = {
         "execution": execution,
         "cancellable": execution.state in WAITING | ACTIVE,
-        "history": selectors.execution_history(execution_id=execution_id),
+        "finished": execution.state in FINISHED,
+        "history": history,
+        "attempts": attempts.attempts_from(history, now=timezone.now()),
+        "progress": progress_view(execution),
         "error": error_summary(execution.error),
         "routing": routing_summary(execution.routing),
-        "result_json": pretty_json(execution.result) if execution.result is not None else "",
-        "usage": execution.usage if isinstance(execution.usage, dict) else {"usage": execution.usage},
+        "input": json_block(execution.task.input_data),
+        "result": json_block(execution.result) if execution.result is not None else None,
+        "usage": usage_summary(execution.usage, execution.agent.settings),
         "last_event_id": last_event_id,
     }
     if with_log:
-        page["log_events"], page["log_omitted"] = selectors.execution_log_tail(
+        log_events, page["log_omitted"] = selectors.execution_log_tail(
             execution_id=execution_id, up_to_id=last_event_id
         )
+        page["log_attempts"] = log_by_attempt(page["attempts"], log_events, up_to_id=last_event_id)
     return page
+
+
+def log_by_attempt(all_attempts: list, log_events: list, *, up_to_id: int) -> list[tuple]:
+    """(attempt, its log events) for each attempt started by event ``up_to_id``: what the page shows
+    at that id; the socket adds the attempts and lines after it."""
+    groups = attempts.split_log(all_attempts, log_events)
+    return [(attempt, groups.get(attempt.start_id, [])) for attempt in all_attempts if attempt.start_id <= up_to_id]
+
+
+def log_append(all_attempts: list, log_events: list, *, shown_up_to: int) -> list[tuple]:
+    """What the socket adds to a log the page showed up to event ``shown_up_to``: (attempt, its new
+    log events, whether the attempt is new to the page) in order. A new attempt comes whole, as its
+    own section; an attempt the page has gets its new lines appended."""
+    groups = attempts.split_log(all_attempts, log_events)
+    return [
+        (attempt, groups.get(attempt.start_id, []), attempt.start_id > shown_up_to)
+        for attempt in all_attempts
+        if attempt.start_id > shown_up_to or attempt.start_id in groups
+    ]

@@ -53,12 +53,13 @@ def execution_events_after(*, execution_id: int, after_id: int, limit: int = 500
     return list(ExecutionEvent.objects.filter(execution_id=execution_id, id__gt=after_id).order_by("id")[:limit])
 
 
-def execution_log_events_after(*, execution_id: int, after_id: int, limit: int = 500) -> list[ExecutionEvent]:
-    return list(
-        ExecutionEvent.objects.filter(execution_id=execution_id, id__gt=after_id, kind__in=LOG_KINDS).order_by("id")[
-            :limit
-        ]
-    )
+def execution_log_events_after(
+    *, execution_id: int, after_id: int, up_to_id: int | None = None, limit: int = 500
+) -> list[ExecutionEvent]:
+    events = ExecutionEvent.objects.filter(execution_id=execution_id, id__gt=after_id, kind__in=LOG_KINDS)
+    if up_to_id is not None:
+        events = events.filter(id__lte=up_to_id)
+    return list(events.order_by("id")[:limit])
 
 
 def execution_last_event_id(*, execution_id: int) -> int:
@@ -78,6 +79,16 @@ def execution_history(*, execution_id: int) -> list[ExecutionEvent]:
     """The state changes, each with the user who asked for it (``actor``) when a person did."""
     events = ExecutionEvent.objects.filter(execution_id=execution_id, kind=EventKind.STATE).select_related("actor")
     return list(events.order_by("id"))
+
+
+RERUNS_SHOWN = 20
+
+
+def execution_reruns(*, execution_id: int, executions: QuerySet[Execution] | None = None) -> list[Execution]:
+    """The newest re-runs of an execution among ``executions`` (pass what the user may see):
+    ``RERUNS_SHOWN`` of them, and one more when there are more."""
+    executions = Execution.objects.all() if executions is None else executions
+    return list(executions.filter(rerun_of_id=execution_id).order_by("-id")[: RERUNS_SHOWN + 1])
 
 
 def agents_enabled() -> QuerySet[AgentConfig]:

@@ -12,4 +12,5 @@ urlpatterns = [
     path("executions/<row_id:execution_id>/", views.execution_detail, name="detail"),
     path("executions/<row_id:execution_id>/cancel/", views.execution_cancel, name="cancel"),
     path("executions/<row_id:execution_id>/retry/", views.execution_retry, name="retry"),
+    path("executions/<row_id:execution_id>/rerun/", views.execution_rerun, name="rerun"),
 ]

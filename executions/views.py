@@ -13,10 +13,10 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from executions import access, presenters, selectors, services
-from executions.forms import ExecutionSubmitForm
+from executions.forms import ExecutionRerunForm, ExecutionSubmitForm
 from executions.models import Execution, ExecutionState
 from executions.state import TransitionError
 
@@ -62,14 +62,49 @@ def execution_submit(request: HttpRequest) -> HttpResponse:
     return _render(request, "executions/list.html", _list_context(request, form), status=400)
 
 
-@require_GET
-@login_required
-def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
+def _detail_context(request: HttpRequest, execution_id: int, **extra) -> dict:
     access.execution_for(request.user, execution_id)
     page = presenters.execution_page(execution_id=execution_id)
     if page is None:
         raise Http404("No such execution.")
-    return _render(request, "executions/detail.html", page)
+    # Only the re-runs this user may open: an operator's re-run of Alice's run is not hers to see.
+    visible = access.executions_visible_to(request.user)
+    reruns = selectors.execution_reruns(execution_id=execution_id, executions=visible)
+    page["reruns"], page["reruns_more"] = reruns[: selectors.RERUNS_SHOWN], len(reruns) > selectors.RERUNS_SHOWN
+    return {**page, **extra}
+
+
+@require_GET
+@login_required
+def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
+    return _render(request, "executions/detail.html", _detail_context(request, execution_id))
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def execution_rerun(request: HttpRequest, execution_id: int) -> HttpResponse:
+    """Run a finished execution again as a new one, its input edited first; GET shows the form alone."""
+    execution = access.execution_for(request.user, execution_id)
+    if request.method == "GET":
+        return _render(request, "executions/rerun.html", _detail_context(request, execution_id))
+    form = ExecutionRerunForm(request.POST)
+    if form.is_valid():
+        edited = form.cleaned_data["input"]
+        try:
+            again = services.execution_rerun(
+                execution=execution,
+                by=request.user,
+                # Unchanged input runs the same task; edited input gets a task of its own.
+                input_data=None if edited == execution.task.input_data else edited,
+            )
+        except services.SubmitError as exc:  # the agent was disabled since, the input too deep...
+            form.add_refusal(exc)
+        except TransitionError as exc:  # not finished (a stale page)
+            form.add_error(None, str(exc))
+        else:
+            return redirect("executions:detail", execution_id=again.pk)
+    context = _detail_context(request, execution_id, rerun_form=form)
+    return _render(request, "executions/rerun.html", context, status=400)
 
 
 def _act(request: HttpRequest, execution_id: int, action: Callable[..., Execution]) -> HttpResponse:

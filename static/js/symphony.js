@@ -18,17 +18,21 @@
   });
 
   // Keep a log scrolled to its end while the reader is at the end; leave it alone otherwise.
+  // Lines are appended to their attempt's section inside the log: the log is what scrolls.
   var pinned = new WeakMap();
+  function logOf(target) {
+    return target && target.closest ? target.closest(".log") : null;
+  }
   document.addEventListener("htmx:oobBeforeSwap", function (event) {
-    var target = event.detail.target;
-    if (target && target.classList && target.classList.contains("log")) {
-      pinned.set(target, target.scrollHeight - target.scrollTop - target.clientHeight < 24);
+    var log = logOf(event.detail.target);
+    if (log) {
+      pinned.set(log, log.scrollHeight - log.scrollTop - log.clientHeight < 24);
     }
   });
   document.addEventListener("htmx:oobAfterSwap", function (event) {
-    var target = event.detail.target;
-    if (target && pinned.get(target)) {
-      target.scrollTop = target.scrollHeight;
+    var log = logOf(event.detail.target);
+    if (log && pinned.get(log)) {
+      log.scrollTop = log.scrollHeight;
     }
   });
 

@@ -92,8 +92,9 @@ def state_of(page, execution_id: int) -> str:
 
 
 def working_lines(page, execution_id: int) -> list[str]:
+    """The agent's "working on..." lines, without the time each line starts with."""
     log = page.inner_text(f"#execution-{execution_id}-log")
-    return [line for line in log.splitlines() if line.startswith("working")]
+    return [line.split(" ", 1)[1] for line in log.splitlines() if re.match(r"\d\d:\d\d:\d\d working", line)]
 
 
 def test_a_run_is_watched_live_to_the_end_and_another_is_cancelled(page, symphony):

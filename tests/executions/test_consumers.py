@@ -14,6 +14,7 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from executions import consumers, live
 from executions.models import EventKind, Execution, ExecutionEvent
@@ -174,7 +175,7 @@ async def test_new_events_arrive_live_once_each_in_order(execution, session):
 
 async def test_the_page_socket_pushes_the_panels_and_appends_new_log_lines(execution, session):
     await start_running(execution.pk)
-    shown = (await event_ids(execution.pk))[-1]
+    submitted, *_, shown = await event_ids(execution.pk)
     communicator = socket(f"/ws/ui/executions/{execution.pk}/?after={shown}", session)
     assert (await communicator.connect())[0]
 
@@ -193,7 +194,8 @@ async def test_the_page_socket_pushes_the_panels_and_appends_new_log_lines(execu
     latest = pushes[-1]
     assert 'aria-valuenow="75"' in latest and "Writing" in latest
     appended = "".join(pushes)
-    assert f'hx-swap-oob="beforeend:#execution-{execution.pk}-log"' in appended
+    # Into the section of the attempt under way, which the page already has.
+    assert f'hx-swap-oob="beforeend:#execution-{execution.pk}-log-attempt-{submitted}"' in appended
     for step in ("Reading", "Thinking", "Writing"):
         assert appended.count(f"now at {step}") == 1
     assert await communicator.receive_nothing(0.4)
@@ -328,3 +330,65 @@ async def test_every_socket_pushes_whatever_text_is_stored(execution, session):
         assert SHOWN_JSON_TEXT in html[-1]  # the live push, with the log line added after connecting
     for communicator in (events, page, listed):
         await communicator.disconnect()
+
+
+@database_sync_to_async
+def requeue(execution_id: int) -> int:
+    """The worker lost: the run goes back to the queue as attempt 2 and starts again; the id of the requeue."""
+    from executions.services import execution_requeue
+
+    execution_requeue(execution_id=execution_id, from_state=S.RUNNING, attempt=1, reason="worker lost")
+    start = ExecutionEvent.objects.filter(execution_id=execution_id, to_state=S.QUEUED).order_by("-id")[0].pk
+    transition(execution_id, S.PREPARING, expected=[S.QUEUED])
+    return start
+
+
+async def test_the_page_socket_adds_new_attempts_and_their_log_live(execution, session):
+    await start_running(execution.pk)
+    submitted, *_, shown = await event_ids(execution.pk)
+    communicator = socket(f"/ws/ui/executions/{execution.pk}/?after={shown}", session)
+    assert (await communicator.connect())[0]
+    await communicator.receive_from(timeout=5)
+
+    await add_log(execution.pk, "late line of attempt one")
+    second = await requeue(execution.pk)
+    await add_log(execution.pk, "first line of attempt two")
+    pushes = [await communicator.receive_from(timeout=5)]
+    while "first line of attempt two" not in pushes[-1]:
+        pushes.append(await communicator.receive_from(timeout=5))
+
+    pushed = "".join(pushes)
+    # The line of attempt 1 joins its section; attempt 2 arrives as a section of its own, with its line.
+    old_section = f'hx-swap-oob="beforeend:#execution-{execution.pk}-log-attempt-{submitted}"'
+    assert pushed.count(old_section) == 1
+    assert pushed.split(old_section)[1].split("</div></div>")[0].count("late line of attempt one") == 1
+    log = f"execution-{execution.pk}-log"
+    new_section = f'<div hx-swap-oob="beforeend:#{log}"><section id="{log}-attempt-{second}"'
+    assert pushed.count(new_section) == 1
+    assert "first line of attempt two" in pushed.split(new_section)[1].split("</section>")[0]
+    latest_attempts = pushes[-1].split(f'id="execution-{execution.pk}-attempts"')[1].split("</section>")[0]
+    assert f'<tr id="attempt-{second}" class="open">' in latest_attempts and "requeued" in latest_attempts
+    for line in ("late line of attempt one", "first line of attempt two"):
+        assert pushed.count(line) == 1
+    await communicator.disconnect()
+
+
+def test_a_page_push_reads_the_same_queries_however_many_events_it_brings(execution):
+    def logs(count: int) -> None:
+        ExecutionEvent.objects.bulk_create(
+            ExecutionEvent(execution_id=execution.pk, kind=EventKind.LOG, data={"lines": [f"line {n}"]})
+            for n in range(count)
+        )
+
+    def push_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            html, cursor = consumers._detail_push.func(execution.pk, 0)
+        assert cursor == ExecutionEvent.objects.filter(execution_id=execution.pk).order_by("-id")[0].pk
+        assert html.count('class="log-line"') == ExecutionEvent.objects.filter(kind=EventKind.LOG).count()
+        return len(queries)
+
+    logs(3)
+    few = push_queries()
+    logs(400)
+
+    assert push_queries() == few

@@ -132,6 +132,9 @@ ROUTES: dict[str, Route] = {
     "executions:detail": Route(OWNED, kwargs=execution("queued")),
     "executions:cancel": Route(OWNED, "POST", execution("queued"), ok=302, changes=state_of("queued")),
     "executions:retry": Route(OWNED, "POST", execution("failed"), ok=302, changes=state_of("failed")),
+    "executions:rerun": Route(
+        OWNED, "POST", execution("completed"), data={"input": '{"edited": true}'}, ok=302, changes=count(Execution)
+    ),
     "workflows:list": Route(LISTED, shows=html_row("run", "waiting")),
     "workflows:start": Route(
         SIGNED_IN, "POST", data={"definition": "flow", "input": "{}"}, ok=302, changes=count(WorkflowRun)
