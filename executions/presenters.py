@@ -135,8 +135,18 @@ def error_summary(error: Any) -> dict | None:
         "type": str(error.get("type") or ""),
         "message": str(error.get("message") or ""),
         "traceback": str(error.get("traceback") or ""),
-        "extra": {key: value for key, value in error.items() if key not in known},
+        "extra": {key: _readable(value) for key, value in error.items() if key not in known},
     }
+
+
+def _readable(value: Any) -> Any:
+    """A scalar as it is; a list or object as compact JSON, not Python's repr."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (RecursionError, ValueError) as exc:
+        return f"(cannot be shown: {type(exc).__name__})"
 
 
 def execution_page(*, execution_id: int, with_log: bool = True) -> dict | None:
@@ -170,6 +180,8 @@ def execution_page(*, execution_id: int, with_log: bool = True) -> dict | None:
             execution_id=execution_id, up_to_id=last_event_id
         )
         page["log_attempts"] = log_by_attempt(page["attempts"], log_events, up_to_id=last_event_id)
+        # With the oldest lines left out, an attempt that started before the first line shown may have had some.
+        page["log_cut_before"] = log_events[0].pk if page["log_omitted"] else 0
     return page
 
 

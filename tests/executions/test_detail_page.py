@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from executions import services
+from executions import selectors, services
 from executions.models import EventKind, Execution, ExecutionEvent
 from executions.models import ExecutionState as S
 from executions.state import transition
@@ -209,3 +209,17 @@ def test_times_carry_their_exact_utc_moment(owner, alice, make_agent):
 
     assert f'<time datetime="{created.isoformat()}" title="{created:%Y-%m-%d %H:%M:%S} UTC">' in header
     assert json.dumps(created.year) in header  # with the year
+
+
+def test_an_attempt_whose_lines_were_left_out_says_so_rather_than_no_output(owner, alice, make_agent, monkeypatch):
+    monkeypatch.setattr(selectors, "PAGE_LOG_EVENTS", 3)
+    execution = services.execution_submit(agent=make_agent("echo"), input_data={}, submitted_by=alice)
+    retried_twice(execution, log_lines=2)  # six events; the page shows the newest three
+
+    log = page(owner, execution).split(f'id="execution-{execution.pk}-log"')[1].split("</section>\n")[0]
+
+    assert "3 earlier log events not shown" in log
+    first, second, third = re.findall(r'class="log-attempt"( data-cut)?><h3', log)
+    # Attempts 1 and 2 started before the first line shown: some of their lines may be left out.
+    assert (first, second, third) == (" data-cut", " data-cut", "")
+    assert "attempt 2 line 1" in log and "attempt 2 line 0" not in log

@@ -32,6 +32,9 @@ def test_routing_summary_shows_scores_short_and_keeps_odd_values():
 def test_error_summary_takes_any_shape():
     assert presenters.error_summary("boom")["message"] == "boom"
     assert presenters.error_summary({"type": "E", "attempt": 2})["extra"] == {"attempt": 2}
+    assert presenters.error_summary({"message": "m", "detail": {"field": "x", "codes": [1]}})["extra"] == {
+        "detail": '{"field": "x", "codes": [1]}'
+    }
     assert presenters.error_summary(None) is None
 
 
