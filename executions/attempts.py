@@ -29,6 +29,7 @@ class Attempt:
     ended_at: datetime | None = None
     outcome: str = ""  # the state it ended in; QUEUED when it was put back in the queue
     reason: str = ""  # why it ended, as its event says
+    error: str = ""  # the error it ended with, as "Type: message"
     events: list[ExecutionEvent] = field(default_factory=list)
     now: datetime | None = None  # when it was read: durations of an unfinished attempt run to here
 
@@ -87,9 +88,7 @@ def attempts_from(history: list[ExecutionEvent], *, now: datetime | None = None)
         data = event.data if isinstance(event.data, dict) else {}
         if not attempts or _starts_attempt(event):
             if attempts and attempts[-1].is_open:
-                attempts[-1].ended_at = event.created_at
-                attempts[-1].outcome = event.to_state
-                attempts[-1].reason = str(data.get("reason") or "")
+                _end(attempts[-1], event, data)
             number = data.get("attempt")
             if not isinstance(number, int) or isinstance(number, bool):
                 number = len(attempts) + 1
@@ -103,9 +102,19 @@ def attempts_from(history: list[ExecutionEvent], *, now: datetime | None = None)
         elif event.to_state == S.RUNNING and attempt.started_at is None:
             attempt.started_at = event.created_at
         if event.to_state in FINISHED:
-            attempt.ended_at, attempt.outcome = event.created_at, event.to_state
-            attempt.reason = str(data.get("reason") or "")
+            _end(attempt, event, data)
     return attempts
+
+
+def _end(attempt: Attempt, event: ExecutionEvent, data: dict) -> None:
+    attempt.ended_at, attempt.outcome = event.created_at, event.to_state
+    attempt.reason = str(data.get("reason") or "")
+    error = data.get("error")
+    if isinstance(error, dict):
+        kind, message = str(error.get("type") or ""), str(error.get("message") or "")
+        attempt.error = f"{kind}: {message}" if kind and message else kind or message
+    elif error:
+        attempt.error = str(error)
 
 
 def split_log(attempts: list[Attempt], log_events: list[ExecutionEvent]) -> dict[int, list[ExecutionEvent]]:

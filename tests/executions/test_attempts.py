@@ -50,7 +50,16 @@ def test_a_retry_with_backoff_and_a_retry_by_hand_each_start_an_attempt():
             (0, "", S.QUEUED),
             (1, S.QUEUED, S.PREPARING),
             (1, S.PREPARING, S.RUNNING),
-            (3, S.RUNNING, S.QUEUED, {"reason": "attempt 1 failed; retrying in 2s", "attempt": 2}),
+            (
+                3,
+                S.RUNNING,
+                S.QUEUED,
+                {
+                    "reason": "attempt 1 failed; retrying in 2s",
+                    "attempt": 2,
+                    "error": {"type": "RuntimeError", "message": "flaky"},
+                },
+            ),  # fmt: skip
             (5, S.QUEUED, S.PREPARING),
             (5, S.PREPARING, S.RUNNING),
             (6, S.RUNNING, S.FAILED, {"reason": "attempt 2 failed; no attempts left"}),
@@ -67,7 +76,7 @@ def test_a_retry_with_backoff_and_a_retry_by_hand_each_start_an_attempt():
         (3, 80, S.COMPLETED),
     ]
     first, second, third = attempts
-    assert first.reason == "attempt 1 failed; retrying in 2s"
+    assert (first.reason, first.error) == ("attempt 1 failed; retrying in 2s", "RuntimeError: flaky")
     assert (first.ran, first.took) == (timedelta(seconds=2), timedelta(seconds=3))
     assert second.waited == timedelta(seconds=2)  # the backoff is time spent waiting
     assert second.reason == "attempt 2 failed; no attempts left"
