@@ -12,7 +12,7 @@ from executions.agent_activity import task_router
 from executions.errors import not_retried_because
 from executions.models import ConcurrencyGroup, EventKind, Execution, ExecutionEvent, Task
 from executions.models import ExecutionState as S
-from executions.state import ACTIVE, WAITING, TransitionConflict, transition
+from executions.state import ACTIVE, WAITING, InvalidTransition, TransitionConflict, transition
 from executions.validation import SubmitError
 from routing.models import AgentConfig
 
@@ -231,7 +231,16 @@ def execution_retry(*, execution: Execution, by=None) -> Execution:
     """Start a new attempt of a FAILED execution; the failed attempt stays in its history."""
     who = getattr(by, "get_username", lambda: None)() or "system"
     with transaction.atomic():
-        current = Execution.objects.select_for_update().filter(pk=execution.pk).values("attempt", "max_attempts").get()
+        current = (
+            Execution.objects.select_for_update()
+            .filter(pk=execution.pk)
+            .values("state", "attempt", "max_attempts")
+            .get()
+        )
+        if current["state"] != S.FAILED:
+            # Read under the lock: no race, so none is claimed (the compare-and-set's refusal would
+            # say "another actor got there first" of a run that was simply never FAILED).
+            raise InvalidTransition(execution.pk, current["state"], S.QUEUED, expected=[S.FAILED])
         attempt = current["attempt"] + 1
         transition(
             execution.pk,

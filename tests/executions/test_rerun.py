@@ -137,3 +137,17 @@ def test_retry_of_a_final_run_says_it_is_final_and_rerun_runs_it_again(alice, ma
     with pytest.raises(InvalidTransition, match=f"is {state}, not FAILED; from {state} it can go to nothing"):
         services.execution_retry(execution=old, by=alice)
     assert services.execution_rerun(execution=old, by=alice).rerun_of == old
+
+
+@pytest.mark.parametrize("state", [S.QUEUED, S.PREPARING, S.RUNNING])
+def test_retry_of_a_run_that_never_failed_claims_no_race(alice, make_agent, state):
+    execution = services.execution_submit(agent=make_agent("echo"), input_data={}, submitted_by=alice)
+    for step in [S.PREPARING, S.RUNNING][: [S.QUEUED, S.PREPARING, S.RUNNING].index(state)]:
+        transition(execution.pk, step, expected=[S.QUEUED if step == S.PREPARING else S.PREPARING])
+
+    with pytest.raises(InvalidTransition) as refused:
+        services.execution_retry(execution=execution, by=alice)
+
+    assert f"is {state}, not FAILED" in str(refused.value)
+    assert "got there first" not in str(refused.value)
+    assert Execution.objects.get(pk=execution.pk).state == state
