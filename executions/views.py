@@ -7,6 +7,7 @@ the websocket pushes, rendered by ``presenters.render_text`` so that whatever a
 row holds, the page renders.
 """
 
+import json
 from collections.abc import Callable
 
 from django.contrib import messages
@@ -80,6 +81,14 @@ def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
     return _render(request, "executions/detail.html", _detail_context(request, execution_id))
 
 
+def _same_json(a, b) -> bool:
+    """Equal as JSON: ``1``, ``1.0`` and ``true`` differ (Python's ``==`` says they are equal)."""
+    try:
+        return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    except (RecursionError, TypeError, ValueError):  # too deep to print: the service refuses it anyway
+        return False
+
+
 @require_http_methods(["GET", "POST"])
 @login_required
 def execution_rerun(request: HttpRequest, execution_id: int) -> HttpResponse:
@@ -95,7 +104,7 @@ def execution_rerun(request: HttpRequest, execution_id: int) -> HttpResponse:
                 execution=execution,
                 by=request.user,
                 # Unchanged input runs the same task; edited input gets a task of its own.
-                input_data=None if edited == execution.task.input_data else edited,
+                input_data=None if _same_json(edited, execution.task.input_data) else edited,
             )
         except services.SubmitError as exc:  # the agent was disabled since, the input too deep...
             form.add_refusal(exc)

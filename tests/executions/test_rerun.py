@@ -151,3 +151,12 @@ def test_retry_of_a_run_that_never_failed_claims_no_race(alice, make_agent, stat
     assert f"is {state}, not FAILED" in str(refused.value)
     assert "got there first" not in str(refused.value)
     assert Execution.objects.get(pk=execution.pk).state == state
+
+
+def test_an_edit_python_would_call_equal_is_still_an_edit(owner, alice, make_agent):
+    old = finished_in(S.COMPLETED, make_agent("echo"), alice, input_data={"flag": 1})
+
+    rerun(owner, old, '{"flag": true}')
+
+    again = Execution.objects.exclude(pk=old.pk).get()
+    assert again.task_id != old.task_id and again.task.input_data == {"flag": True}
