@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from executions import access, presenters, selectors, services
 from executions.forms import ExecutionSubmitForm
@@ -41,7 +41,7 @@ def _list_context(request: HttpRequest, form: ExecutionSubmitForm) -> dict:
     }
 
 
-@require_GET
+@require_safe
 @login_required
 def execution_list(request: HttpRequest) -> HttpResponse:
     return _render(request, "executions/list.html", _list_context(request, ExecutionSubmitForm()))
@@ -62,7 +62,7 @@ def execution_submit(request: HttpRequest) -> HttpResponse:
     return _render(request, "executions/list.html", _list_context(request, form), status=400)
 
 
-@require_GET
+@require_safe
 @login_required
 def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
     access.execution_for(request.user, execution_id)
