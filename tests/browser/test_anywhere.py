@@ -18,8 +18,8 @@ PHONE = {"width": 390, "height": 844}
 TEXT = "A sentence long enough to wrap on a phone screen, with a_very_long_identifier_that_does_not_break_by_itself."
 
 
-def page_width(page) -> int:
-    return page.evaluate("document.documentElement.scrollWidth")
+def page_width(tab) -> int:
+    return tab.evaluate("document.documentElement.scrollWidth")
 
 
 def luminance(css_colour: str) -> float:
