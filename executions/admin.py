@@ -29,6 +29,7 @@ from executions.services import (
 )
 from executions.state import ACTIVE, WAITING, TransitionError
 from routing.input_schemas import input_problems
+from routing.models import AgentConfig
 from routing.pretty_json import pretty_json_html, pretty_json_overrides
 
 SEARCH_HELP = "An execution or task id, or an agent's exact name. Text search is on the executions page."
@@ -100,9 +101,10 @@ class ExecutionAdmin(BigTableAdmin):
                     "created_at")  # fmt: skip
     list_filter = ("state", "agent", "created_at")
     id_searches = ("pk", "task_id")
-    name_searches = ("agent__name",)
+    name_searches = (("agent", AgentConfig),)
     search_help_text = SEARCH_HELP
     list_select_related = ("task", "agent", "submitted_by")
+    list_defer = ("result", "error", "steps", "metadata", "usage", "task__input_data", "task__description")
     actions = [cancel_executions, retry_executions]
     inlines = [ExecutionEventInline]
     change_form_template = "admin/executions/execution/change_form.html"
@@ -247,13 +249,14 @@ class TaskForm(forms.ModelForm):
 class TaskAdmin(BigTableAdmin):
     form = TaskForm
     list_display = ("id", "name", "agent", "created_by", "created_at")
-    list_filter = ("agent", "routing_strategy", "created_at")
-    name_searches = ("agent__name",)
+    list_filter = ("agent", "created_at")
+    name_searches = (("agent", AgentConfig),)
     search_help_text = "A task id, or an agent's exact name."
     actions = [submit_tasks]
     inlines = [ExecutionInline]
     readonly_fields = ("created_by", "created_at")
     list_select_related = ("agent", "created_by")
+    list_defer = ("input_data", "description")
     formfield_overrides = pretty_json_overrides()
 
     def get_queryset(self, request) -> QuerySet[Task]:
@@ -272,6 +275,8 @@ class ExecutionEventAdmin(BigTableAdmin):
     id_searches = ("pk", "execution_id")
     search_help_text = "An event id, or an execution id for its events."
     list_select_related = ("execution", "actor")
+    list_defer = ("data", "execution__result", "execution__error", "execution__steps", "execution__routing",
+                  "execution__metadata", "execution__usage")  # fmt: skip
     fields = ("id", "execution", "kind", "from_state", "to_state", "actor", "data_json", "created_at")
     readonly_fields = fields
     data_json = _pretty("data", "data")
