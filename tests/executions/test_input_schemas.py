@@ -178,3 +178,27 @@ def test_a_workflow_step_is_checked_when_it_is_submitted(make_agent):
     assert step.state == StepState.FAILED and step.execution is None
     assert "input.n: 'many' is not of type 'integer'" in step.error["message"]
     assert not Execution.objects.exists()
+
+
+def test_the_routing_dry_runs_pass_over_the_same_agents(client, alice, make_agent):
+    make_agent("echo", name="wants-text", input_schema=OBJECT_WITH_TEXT)
+    make_agent("echo", name="wants-numbers", input_schema={"type": "array"})
+    client.force_login(alice)
+
+    decided = client.post(
+        "/api/v1/routing/decide",
+        json.dumps({"input": [1, 2, 3], "strategy": "round_robin"}),
+        content_type="application/json",
+    ).json()
+    out = io.StringIO()
+    call_command("symphony", "route", "--input", '{"text": "hi"}', "--strategy", "round_robin", stdout=out)
+    by_query = client.post(
+        "/api/v1/routing/decide",
+        json.dumps({"query": "hi", "strategy": "round_robin"}),
+        content_type="application/json",
+    ).json()
+
+    assert decided["chosen"] == "wants-numbers" and "wants-text (input: [1, 2, 3]" in decided["reason"]
+    assert "chosen: wants-text" in out.getvalue() and "wants-numbers (input:" in out.getvalue()
+    # A query alone is no input: no schema is checked, both are candidates.
+    assert {c["agent"] for c in by_query["candidates"]} == {"wants-text", "wants-numbers"}
