@@ -44,8 +44,11 @@ def run_dispatcher(stop: threading.Event, interval: float | None = None) -> None
         beater.beat()
         try:
             counts = dispatch_once()
-            if any(counts.values()):
+            # Waking a worker is routine (work left waiting a moment): DEBUG, or an idle system logs a line a tick.
+            if counts["reaped"] or counts["repaired"]:
                 logger.info("Dispatcher: %(reaped)s reaped, %(woken)s worker woken, %(repaired)s repaired", counts)
+            elif counts["woken"]:
+                logger.debug("Dispatcher: %(woken)s worker woken", counts)
         except Exception:
             logger.exception("Dispatcher pass failed; trying again")
         stop.wait(interval)

@@ -13,7 +13,7 @@ from ninja import Field, Router, Schema
 from executions.agent_activity import task_router
 from executions.schemas import ObjectIn
 from executions.validation import DESCRIPTION_MAX_CHARS, NAME_MAX_CHARS, TAG_MAX_CHARS
-from routing.decisions import RouteRequest, RoutingStrategy, query_text
+from routing.decisions import NO_INPUT, RouteRequest, RoutingStrategy, query_text
 
 router = Router(tags=["routing"])
 
@@ -24,7 +24,12 @@ class RouteIn(ObjectIn):
     """A task as the router sees it: its query (``query``, else read from ``input`` as a submit reads it),
     tags for capability matching, and its name and description for content matching."""
 
-    input: Any = Field(None, description="A task input; its query is what is matched.", examples=[{"query": "tl;dr"}])
+    input: Any = Field(
+        None,
+        description="A task input: its query is what is matched, and agents whose input schema refuses it "
+        "are passed over.",
+        examples=[{"query": "tl;dr"}],
+    )
     query: str | None = Field(None, max_length=100_000, description="The query itself, instead of an input.")
     tags: list[Tag] = Field(default_factory=list, max_length=100, examples=[["summarise"]])
     name: str = Field("", max_length=NAME_MAX_CHARS)
@@ -61,5 +66,6 @@ def routing_decide(request: HttpRequest, body: RouteIn):
         tags=tuple(body.tags),
         name=body.name,
         description=body.description,
+        input=NO_INPUT if body.input is None else body.input,
     )
     return task_router().decide(task, strategy=body.strategy, dry_run=True).as_dict()

@@ -156,7 +156,38 @@ class ExecutionRunner:
         self.tracker = ProgressTracker(self.execution_id, owner=self.owner, on_first_output=on_first_output)
         self.ctx = ExecutionContext(execution, self.tracker, self.deadline)
         self.future = start_agent(agent, self.ctx)
+        logger.info(
+            "Execution %s started: agent %s, attempt %s",
+            execution.pk,
+            execution.agent.name,
+            execution.attempt,
+            extra={"execution_id": execution.pk, "agent": execution.agent.name, "attempt": execution.attempt},
+        )
         return True
+
+    def log_end(self) -> None:
+        """The one INFO line of an execution's end (or of an attempt's, when it goes back to the queue)."""
+        state = self.outcome.state if self.outcome else None
+        if state is None:
+            return  # not ours to end: whoever ended it (a cancel, the reaper) says so in its event
+        execution = self.execution
+        started = getattr(self, "started", None)
+        duration = round(time.monotonic() - started, 3) if started is not None else 0.0
+        logger.info(
+            "Execution %s ended %s: agent %s, attempt %s, %.2fs",
+            execution.pk,
+            "requeued" if state == S.QUEUED else state,
+            execution.agent.name,
+            execution.attempt,
+            duration,
+            extra={
+                "execution_id": execution.pk,
+                "agent": execution.agent.name,
+                "state": state,
+                "attempt": execution.attempt,
+                "duration_seconds": duration,
+            },
+        )
 
     @property
     def agent_done(self) -> bool:

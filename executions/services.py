@@ -92,7 +92,9 @@ def execution_submit(
     (``strategy``, else the task's, else the site default) and its decision is
     stored with the execution. ``hold=True`` leaves it PENDING for a caller
     that releases it later with ``execution_release``. In a ``concurrency_group``
-    it waits, QUEUED, while the group has ``max_concurrent`` running.
+    it waits, QUEUED, while the group has ``max_concurrent`` running. An input
+    that does not fit the agent's input schema is an ``InputRefused`` (a
+    ``SubmitError`` on ``input``) and nothing is stored.
     """
     agent = agent or (task.agent if task else None)
     if agent is not None and not agent.enabled:
@@ -117,6 +119,7 @@ def execution_submit(
         routing = None
         if agent is None:
             agent, routing = _route(task, strategy)
+        validation.clean_input_for(agent, task.input_data)  # a refusal rolls back the task made above
         now = timezone.now()
         execution = Execution.objects.create(
             task=task,

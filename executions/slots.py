@@ -161,6 +161,8 @@ class SlotPool:
             return
         if started:
             self.runners.append(runner)
+        else:
+            runner.log_end()  # failed before its agent could run
 
     def _wake_up(self) -> None:
         """From an agent's thread: write what it streamed now, not at the next tick."""
@@ -263,6 +265,7 @@ class SlotPool:
         return min(others) if others else None
 
     def _ended(self, runner: ExecutionRunner, outcome: RunOutcome) -> None:
+        runner.log_end()
         if not outcome.agent_left_running:
             return
         if outcome.exit_now and self.worker:

@@ -26,6 +26,7 @@ from django.conf import settings
 
 from executions.storable import storable_json, storable_text
 from routing.decisions import RoutingStrategy
+from routing.input_schemas import InputProblem, input_problems
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +50,18 @@ class SubmitError(ValueError):
     def __init__(self, message: str, *, field: str | None = None):
         super().__init__(message)
         self.field = field
+
+
+class InputRefused(SubmitError):
+    """The input does not fit the agent's input schema; ``problems`` says where and why, each."""
+
+    def __init__(self, agent_name: str, problems: list[InputProblem]):
+        shown = "; ".join(str(problem) for problem in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        super().__init__(
+            f"The input does not fit the input schema of agent {agent_name!r}: {shown}{more}.", field="input"
+        )
+        self.problems = problems
 
 
 def _shown(value: Any) -> str:
@@ -195,3 +208,14 @@ def clean_timeout(value: Any, field: str = "timeout") -> float:
             f"{field} may not exceed {settings.SYMPHONY_MAX_TIMEOUT:g} seconds (got {_shown(value)}).", field=field
         )
     return seconds
+
+
+def clean_input_for(agent, value: Any) -> None:
+    """Refuse ``value`` unless it fits ``agent``'s input schema (``routing.input_schemas``).
+
+    Checked at submit, so an input the agent can never take is refused up front
+    with the place and the reason, instead of failing attempt after attempt.
+    """
+    problems = input_problems(agent.input_schema, value)
+    if problems:
+        raise InputRefused(agent.name, problems)

@@ -14,7 +14,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from executions import access, presenters, selectors, services
 from executions.forms import ExecutionRerunForm, ExecutionSubmitForm
@@ -42,7 +42,7 @@ def _list_context(request: HttpRequest, form: ExecutionSubmitForm) -> dict:
     }
 
 
-@require_GET
+@require_safe
 @login_required
 def execution_list(request: HttpRequest) -> HttpResponse:
     return _render(request, "executions/list.html", _list_context(request, ExecutionSubmitForm()))
@@ -75,7 +75,7 @@ def _detail_context(request: HttpRequest, execution_id: int, **extra) -> dict:
     return {**page, **extra}
 
 
-@require_GET
+@require_safe
 @login_required
 def execution_detail(request: HttpRequest, execution_id: int) -> HttpResponse:
     return _render(request, "executions/detail.html", _detail_context(request, execution_id))
@@ -89,7 +89,7 @@ def _same_json(a, b) -> bool:
         return False
 
 
-@require_http_methods(["GET", "POST"])
+@require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def execution_rerun(request: HttpRequest, execution_id: int) -> HttpResponse:
     """Run a finished execution again as a new one, its input edited first; GET shows the form alone."""

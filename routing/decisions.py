@@ -48,6 +48,15 @@ def query_text(input_data: Any) -> str:
     return task_query(input_data) or ""
 
 
+class _NoInput:
+    def __repr__(self) -> str:
+        return "NO_INPUT"
+
+
+# A request made of a query alone (``symphony route --query``): no agent's input schema is checked.
+NO_INPUT: Any = _NoInput()
+
+
 @dataclass(frozen=True)
 class RouteRequest:
     """A task as the router sees it."""
@@ -56,6 +65,8 @@ class RouteRequest:
     tags: tuple[str, ...] = ()
     name: str = ""
     description: str = ""
+    # The task's input: an agent whose input schema refuses it is not a candidate.
+    input: Any = field(default=NO_INPUT, compare=False)
 
     @classmethod
     def for_task(cls, task) -> "RouteRequest":
@@ -65,6 +76,7 @@ class RouteRequest:
             tags=tuple(str(tag) for tag in (getattr(task, "tags", None) or ())),
             name=getattr(task, "name", "") or "",
             description=getattr(task, "description", "") or "",
+            input=getattr(task, "input_data", None),
         )
 
     @property

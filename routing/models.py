@@ -2,6 +2,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
 
+from routing.input_schemas import validate_input_schema
 from routing.kinds.validation import validate_kind_settings
 
 
@@ -30,10 +31,16 @@ class AgentConfig(models.Model):
         blank=True,
         help_text="Name of the environment variable holding this agent's API key; the key itself is never stored.",
     )
-    capabilities = models.JSONField(
-        default=list, blank=True, help_text='List of {"name": ..., "expertise": [tags]}.'
-    )
+    capabilities = models.JSONField(default=list, blank=True, help_text='List of {"name": ..., "expertise": [tags]}.')
     example_tasks = models.JSONField(default=list, blank=True)
+    input_schema = models.JSONField(
+        null=True,
+        blank=True,
+        default=None,
+        validators=[validate_input_schema],
+        help_text="A JSON Schema (Draft 2020-12) the task input must fit; a submit that does not fit is refused "
+        "and the router passes this agent over. Empty: any input.",
+    )
     max_concurrency = models.PositiveIntegerField(
         default=0, help_text="Most RUNNING executions at once across all workers; 0 means no limit."
     )

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from routing.decisions import (
+    NO_INPUT,
     AgentLoad,
     Candidate,
     LatestRun,
@@ -30,6 +31,7 @@ from routing.decisions import (
     RoutingDecision,
     RoutingStrategy,
 )
+from routing.input_schemas import input_problems
 from routing.models import AgentConfig
 from routing.strategies import ROTATING_FALLBACKS, STRATEGIES, fall_back, load_custom
 
@@ -59,6 +61,30 @@ def clean_strategy(value: str) -> str:
 
 def strategy_for(*, strategy: str | None = None, task=None) -> str:
     return clean_strategy(strategy or getattr(task, "routing_strategy", "") or settings.SYMPHONY_ROUTING_STRATEGY)
+
+
+def _fitting(configs: list[AgentConfig], request: RouteRequest) -> tuple[list[AgentConfig], list[tuple]]:
+    """The agents whose input schema takes the request's input, and the others with their first problem.
+
+    An agent that would refuse the input at submit is not a candidate: routing a task there
+    could only end in a refusal, while another agent may take it.
+    """
+    if request.input is NO_INPUT:
+        return configs, []
+    fitting, refused = [], []
+    for config in configs:
+        problems = input_problems(config.input_schema, request.input)
+        if problems:
+            refused.append((config, problems[0]))
+        else:
+            fitting.append(config)
+    return fitting, refused
+
+
+def _refused_reason(refused: list[tuple]) -> str:
+    named = ", ".join(f"{config.name} ({problem})" for config, problem in refused[:3])
+    more = f" and {len(refused) - 3} more" if len(refused) > 3 else ""
+    return f"passed over because their input schema refuses the input: {named}{more}"
 
 
 class TaskRouter:
@@ -117,7 +143,7 @@ class TaskRouter:
             if rotates and not dry_run:
                 # Round robin reads and moves the rotation: lock it so two routers never pick the same turn.
                 pool = pool.select_for_update()
-            configs = list(pool)
+            configs, refused = _fitting(list(pool), request)
             ids = [config.pk for config in configs]
             loads = self.loads(ids) if ids else {}
             candidates = [Candidate(config, loads.get(config.pk, AgentLoad())) for config in configs]
@@ -127,6 +153,8 @@ class TaskRouter:
             decision = STRATEGIES[name](request, candidates, **options)
             if fallback:
                 decision = fall_back(decision)
+            if refused:
+                decision.reason += "; " + _refused_reason(refused)
             if decision.chosen is not None and not dry_run:
                 AgentConfig.objects.filter(pk=decision.chosen.pk).update(last_routed_at=timezone.now())
         return decision

@@ -20,6 +20,10 @@ SETTINGS_DOC = (
     '"max_tokens", "request_timeout", "max_retries"}; http {"url", "timeout", "headers"}. Never a key: '
     "name the environment variable that holds it in secret_env."
 )
+INPUT_SCHEMA_DOC = (
+    "A JSON Schema (Draft 2020-12) a task's input must fit: a submit that does not is refused (422, one error per "
+    "place) and the router passes the agent over. Null: any input."
+)
 SECRET_ENV_DOC = "The NAME of the environment variable holding the agent's API key (the key itself is never stored)."
 
 
@@ -42,13 +46,18 @@ class AgentFields(Schema):
     capabilities: list[Capability] | None = Field(None, max_length=100)
     example_tasks: list[Annotated[str, Field(max_length=2000)]] | None = Field(None, max_length=100)
     max_concurrency: int | None = Field(None, ge=0, le=1_000_000, description="0: no limit.")
+    input_schema: dict[str, Any] | None = Field(
+        None,
+        description=INPUT_SCHEMA_DOC,
+        examples=[{"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}],
+    )
     default_timeout: float | None = Field(None, ge=0.1, description="Seconds; null for the site default.")
     enabled: bool | None = None
 
     def fields_set(self) -> dict[str, Any]:
-        """The fields the request sent, as model values (a null ``default_timeout`` clears it)."""
+        """The fields the request sent, as model values (a null ``default_timeout`` or ``input_schema`` clears it)."""
         sent = self.dict(exclude_unset=True)
-        nullable = {"default_timeout"}
+        nullable = {"default_timeout", "input_schema"}
         return {name: value for name, value in sent.items() if value is not None or name in nullable}
 
 
@@ -72,6 +81,7 @@ class AgentOut(Schema):
     capabilities: Any
     example_tasks: Any
     max_concurrency: int
+    input_schema: dict[str, Any] | bool | None = Field(None, description=INPUT_SCHEMA_DOC)
     default_timeout: float | None
     enabled: bool
     last_routed_at: datetime | None = Field(None, description="When round robin last chose it.")
@@ -92,6 +102,7 @@ class AgentOut(Schema):
             capabilities=agent.capabilities,
             example_tasks=agent.example_tasks,
             max_concurrency=agent.max_concurrency,
+            input_schema=agent.input_schema,
             default_timeout=agent.default_timeout,
             enabled=agent.enabled,
             last_routed_at=agent.last_routed_at,

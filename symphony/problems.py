@@ -24,7 +24,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 
 from executions.idempotency import IdempotencyMismatch
 from executions.state import TransitionError
-from executions.validation import SubmitError
+from executions.validation import InputRefused, SubmitError
 from workflows.services import WorkflowError
 from workflows.spec import SpecError
 
@@ -90,6 +90,12 @@ def _forbidden(request: HttpRequest, exc: PermissionDenied) -> JsonResponse:
 
 
 def _submit_refused(request: HttpRequest, exc: SubmitError) -> JsonResponse:
+    if isinstance(exc, InputRefused):  # one error per place in the input, from the agent's input schema
+        errors = [
+            {"loc": ["body", "input", *map(str, p.path)], "msg": p.message, "type": "input_schema"}
+            for p in exc.problems
+        ]
+        return problem(422, str(exc), errors=errors)
     field = getattr(exc, "field", None)
     errors = [{"loc": ["body", field], "msg": str(exc), "type": "value_error"}] if field else None
     return problem(422, str(exc), errors=errors)

@@ -369,16 +369,27 @@ if not DEBUG:
 if env_bool("DJANGO_BEHIND_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# INFO says what happened to executions (a line as each starts and ends) and to the processes; nothing
+# per poll or per wake-up. SYMPHONY_LOG_FORMAT=json writes one JSON object per line instead of text.
+SYMPHONY_LOG_FORMAT = os.environ.get("SYMPHONY_LOG_FORMAT", "text").lower()
+if SYMPHONY_LOG_FORMAT not in ("text", "json"):
+    raise ImproperlyConfigured(f"SYMPHONY_LOG_FORMAT must be text or json, not {SYMPHONY_LOG_FORMAT!r}.")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "symphony.log_format.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": SYMPHONY_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("SYMPHONY_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
         # axes' INFO is a line or two per login attempt; its warnings say who failed and who is locked out.
         "axes": {"level": "WARNING"},
+        # django-q2 applies its log_level only when no handler is configured, which ours is: set it here,
+        # or every CLI command prints "Enqueued [symphony] N" and the worker a line per wake-up.
+        "django-q": {"level": Q_CLUSTER["log_level"]},
     },
 }
 

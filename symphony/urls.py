@@ -14,6 +14,7 @@ symphony_patterns = (
 )
 
 urlpatterns = [
+    path("favicon.ico", views.favicon),  # unnamed: always this address
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),

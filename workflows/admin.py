@@ -13,9 +13,12 @@ import json
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
+from django.urls import reverse
 from django.utils.html import format_html_join
 
+from executions.admin import progress_bar
 from executions.validation import SubmitError
+from routing.pretty_json import pretty_json_html
 from workflows import access
 from workflows.models import RunEvent, StepRun, StepState, WorkflowDefinition, WorkflowRun
 from workflows.services import (
@@ -80,7 +83,9 @@ def start_runs(modeladmin, request, queryset):
 class WorkflowDefinitionAdmin(admin.ModelAdmin):
     form = DefinitionForm
     list_display = ("name", "description", "created_at")
+    list_filter = ("created_at",)
     search_fields = ("name", "description")
+    date_hierarchy = "created_at"
     readonly_fields = ("versions",)
     actions = [start_runs]
 
@@ -106,14 +111,24 @@ class WorkflowDefinitionAdmin(admin.ModelAdmin):
         obj.refresh_from_db()
 
 
+def _pretty(field: str, description: str):
+    @admin.display(description=description)
+    def show(self, obj):
+        return pretty_json_html(getattr(obj, field))
+
+    return show
+
+
 class StepRunInline(admin.TabularInline):
     model = StepRun
-    fields = ("step_id", "index", "iteration", "state", "execution", "output", "error", "decided_by", "comment",
-              "superseded", "started_at", "finished_at")  # fmt: skip
+    fields = ("step_id", "index", "iteration", "state", "execution", "output_json", "error_json", "decided_by",
+              "comment", "superseded", "started_at", "finished_at")  # fmt: skip
     readonly_fields = fields
     extra = 0
     can_delete = False
     ordering = ("id",)
+    output_json = _pretty("output", "output")
+    error_json = _pretty("error", "error")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -121,11 +136,12 @@ class StepRunInline(admin.TabularInline):
 
 class RunEventInline(admin.TabularInline):
     model = RunEvent
-    fields = ("id", "created_at", "kind", "step_id", "actor", "data")
+    fields = ("id", "created_at", "kind", "step_id", "actor", "data_json")
     readonly_fields = fields
     extra = 0
     can_delete = False
     ordering = ("id",)
+    data_json = _pretty("data", "data")
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -185,14 +201,34 @@ def rerun_from_failed(modeladmin, request, queryset):
 
 @admin.register(WorkflowRun)
 class WorkflowRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "version", "status", "steps_ended", "created_by", "created_at", "finished_at")
-    list_filter = ("status", "created_at")
-    search_fields = ("id", "name")
+    list_display = ("id", "name", "version", "status", "progress_shown", "created_by", "created_at", "finished_at")
+    list_filter = ("status", "version__definition", "created_at", "finished_at")
+    search_fields = ("=id", "name")
+    search_help_text = "A run id, or words of its name."
     list_select_related = ("version__definition", "created_by")
     date_hierarchy = "created_at"
     actions = [pause_runs, resume_runs, cancel_runs, approve_steps, reject_steps, rerun_from_failed]
     inlines = [StepRunInline, RunEventInline]
-    readonly_fields = [field.name for field in WorkflowRun._meta.fields]
+    fieldsets = (
+        (None, {"fields": ("name", "description", "version", "status", "progress_shown", "created_by")}),
+        ("Input and outcome", {"fields": ("input_json", "output_json", "error_json", "metadata_json")}),
+        ("Times", {"fields": ("created_at", "started_at", "finished_at", "updated_at")}),
+    )
+    readonly_fields = [name for _, options in fieldsets for name in options["fields"]]
+    input_json = _pretty("input", "input")
+    output_json = _pretty("output", "output")
+    error_json = _pretty("error", "error")
+    metadata_json = _pretty("metadata", "metadata")
+
+    @admin.display(description="steps ended")
+    def progress_shown(self, run: WorkflowRun) -> str:
+        total = len(run.version.spec.get("steps", [])) if run.version else 0
+        if not total:
+            return str(run.steps_ended)
+        return progress_bar(100 * run.steps_ended / total)
+
+    def view_on_site(self, run: WorkflowRun) -> str:
+        return reverse("workflows:run", args=[run.pk])
 
     def get_queryset(self, request) -> QuerySet[WorkflowRun]:
         return access.runs_visible_to(request.user, super().get_queryset(request))

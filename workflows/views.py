@@ -13,7 +13,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_POST, require_safe
 from django_htmx.http import HttpResponseClientRedirect
 
 from executions.presenters import render_text
@@ -70,7 +70,7 @@ def _errors(form) -> str:
     return " ".join(error for errors in form.errors.values() for error in errors)
 
 
-@require_GET
+@require_safe
 @login_required
 def workflow_list(request: HttpRequest) -> HttpResponse:
     return _render(request, "workflows/list.html", _list_context(request))
@@ -100,7 +100,7 @@ def _page(request: HttpRequest, run_id: int) -> dict:
     return page
 
 
-@require_GET
+@require_safe
 @login_required
 def run_detail(request: HttpRequest, run_id: int) -> HttpResponse:
     access.run_for(request.user, run_id)

@@ -1,6 +1,7 @@
 """Built-in demo agents: real work in visible steps, for trying Symphony out.
 
-Each is a ``python`` agent: ``f(input_data, ctx)``.
+Each is a ``python`` agent: ``f(input_data, ctx)``, and declares the input it takes as a
+JSON Schema (``input_schema``): an input that does not fit is refused at submit.
 """
 
 import re
@@ -97,6 +98,14 @@ DEMO_AGENTS = [
         "settings": {"path": "routing.agents.demo.text_statistics"},
         "capabilities": [{"name": "text analysis", "expertise": ["text", "statistics", "readability"]}],
         "example_tasks": ["How readable is this paragraph?", "Which words does this article use most?"],
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "text": {"type": "string", "minLength": 1, "description": "The prose to analyse."},
+                "query": {"type": "string", "minLength": 1, "description": "Analysed when there is no text."},
+            },
+            "anyOf": [{"required": ["text"]}, {"required": ["query"]}],
+        },
     },
     {
         "name": "slow",
@@ -105,6 +114,13 @@ DEMO_AGENTS = [
         "settings": {"path": "routing.agents.demo.slow_task"},
         "capabilities": [{"name": "waiting", "expertise": ["demo", "slow"]}],
         "example_tasks": ['{"seconds": 10, "steps": 5}'],
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "seconds": {"type": "number", "minimum": 0, "description": "How long it takes in all (default 5)."},
+                "steps": {"type": "integer", "minimum": 1, "description": "In how many steps (default 5)."},
+            },
+        },
     },
     {
         "name": "flaky",
@@ -113,5 +129,11 @@ DEMO_AGENTS = [
         "settings": {"path": "routing.agents.demo.flaky_task"},
         "capabilities": [{"name": "failing", "expertise": ["demo", "retry"]}],
         "example_tasks": ['{"fail_attempts": 2}'],
+        "input_schema": {
+            "type": "object",
+            "properties": {
+                "fail_attempts": {"type": "integer", "minimum": 0, "description": "Attempts that fail (default 2)."}
+            },
+        },
     },
 ]

@@ -46,8 +46,30 @@
   document.addEventListener("htmx:wsOpen", function () { showLive("open"); });
   document.addEventListener("htmx:wsClose", function () { showLive("closed"); });
 
+  // On a phone the top bar's menu folds behind a "Menu" button (the CSS decides the width);
+  // without this script it is never folded, and wraps instead.
+  function foldMenu() {
+    var bar = document.getElementById("topbar");
+    var toggle = bar && bar.querySelector(".menu-toggle");
+    if (!toggle) return;
+    bar.classList.add("foldable");
+    toggle.hidden = false;
+    toggle.addEventListener("click", function () {
+      var open = bar.classList.toggle("open");
+      toggle.setAttribute("aria-expanded", open ? "true" : "false");
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && bar.classList.contains("open")) {
+        bar.classList.remove("open");
+        toggle.setAttribute("aria-expanded", "false");
+        toggle.focus();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll(".log").forEach(function (log) { log.scrollTop = log.scrollHeight; });
     if (!document.querySelector("[ws-connect]")) showLive("none");
+    foldMenu();
   });
 })();

@@ -74,7 +74,7 @@ def test_the_same_idempotency_key_returns_the_first_execution(api, demo_agents):
 
 
 def test_idempotency_keys_belong_to_their_user(api, demo_agents, django_user_model):
-    body = {"agent": "text-stats", "input": {}}
+    body = {"agent": "text-stats", "input": {"text": "mine"}}
     mine = post(api, "/executions", body, **{"Idempotency-Key": "k"}).json()["id"]
     bob = Client()
     bob.force_login(django_user_model.objects.create_user("bob"))
@@ -94,7 +94,7 @@ def test_concurrent_submits_with_one_key_make_one_execution(alice, demo_agents):
         try:
             barrier.wait()
             response = post(
-                client, "/executions", {"agent": "text-stats", "input": {"n": 1}}, **{"Idempotency-Key": "race"}
+                client, "/executions", {"agent": "text-stats", "input": {"text": "one"}}, **{"Idempotency-Key": "race"}
             )
             answers.append((response.status_code, response.json().get("id")))
         except Exception as exc:  # pragma: no cover - reported by the assertion below
@@ -116,7 +116,7 @@ def test_concurrent_submits_with_one_key_make_one_execution(alice, demo_agents):
 
 
 def test_list_pages_newest_first_with_a_cursor(api, alice, demo_agents):
-    ids = [execution_submit(agent=demo_agents["text-stats"], submitted_by=alice).pk for _ in range(7)]
+    ids = [execution_submit(agent=demo_agents["slow"], submitted_by=alice).pk for _ in range(7)]
     pages, url = [], "/api/v1/executions?limit=3"
     while url is not None:
         page = api.get(url).json()
@@ -128,7 +128,11 @@ def test_list_pages_newest_first_with_a_cursor(api, alice, demo_agents):
 
 def test_list_filters(api, alice, demo_agents):
     stats = execution_submit(
-        agent=demo_agents["text-stats"], name="weekly report", tags=["finance"], submitted_by=alice
+        agent=demo_agents["text-stats"],
+        input_data={"text": "Sums."},
+        name="weekly report",
+        tags=["finance"],
+        submitted_by=alice,
     )
     slow = execution_submit(agent=demo_agents["slow"], name="nap", submitted_by=alice)
     execution_cancel(execution=slow, by=alice)
@@ -152,7 +156,7 @@ def test_list_filters(api, alice, demo_agents):
 
 def test_a_user_sees_only_their_own_executions(api, demo_agents, django_user_model):
     bob = django_user_model.objects.create_user("bob")
-    theirs = execution_submit(agent=demo_agents["text-stats"], submitted_by=bob)
+    theirs = execution_submit(agent=demo_agents["slow"], submitted_by=bob)
     assert get(api, "/executions").json()["items"] == []
     for path in (f"/executions/{theirs.pk}", f"/executions/{theirs.pk}/events"):
         assert get(api, path).status_code == 404

@@ -202,7 +202,7 @@ def test_an_unknown_agent_is_a_422_naming_it(client, demo_agents):
 def test_nul_in_text_is_stored_as_a_replacement_character(client, demo_agents):
     """The project's rule for NUL (executions.validation): PostgreSQL cannot hold it, so it is
     replaced with U+FFFD and the submit goes on; a refusal would lose the rest of a pasted text."""
-    body = {"agent": "text-stats", "name": "a\x00b", "tags": ["t\x00"], "input": {"k\x00": "v\x00"}}
+    body = {"agent": "slow", "name": "a\x00b", "tags": ["t\x00"], "input": {"k\x00": "v\x00"}}
     response = post(client, EXECUTIONS, body)
     assert response.status_code == 201, response.content
     made = response.json()
@@ -210,7 +210,7 @@ def test_nul_in_text_is_stored_as_a_replacement_character(client, demo_agents):
 
 
 def test_control_characters_in_text_are_kept(client, demo_agents):
-    body = {"agent": "text-stats", "name": "bell\x07 tab\t esc\x1b", "input": "line\r\nfeed\x7f"}
+    body = {"agent": "text-stats", "name": "bell\x07 tab\t esc\x1b", "input": {"text": "line\r\nfeed\x7f"}}
     response = post(client, EXECUTIONS, body)
     assert response.status_code == 201, response.content
     assert (response.json()["name"], response.json()["input"]) == (body["name"], body["input"])

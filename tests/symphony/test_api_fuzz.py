@@ -133,7 +133,7 @@ def seed(owner: User, other: User) -> list[int]:
             transition(execution.pk, step, expected=[current])
             current = step
         executions.append(execution)
-    executions.append(services.execution_submit(agent=agents[0], input_data="not yours", submitted_by=other))
+    executions.append(services.execution_submit(agent=agents[0], input_data={"query": "not yours"}, submitted_by=other))
     return sorted({e.pk for e in executions} | {e.task_id for e in executions})
 
 

@@ -125,6 +125,7 @@ SUBMIT_FORM = {"agent": "echo", "input": "{}", "priority": "0"}
 # Pages (by URL name, or pattern when unnamed), the API (namespace "api"), websockets (by pattern).
 ROUTES: dict[str, Route] = {
     "login": Route(PUBLIC),
+    "favicon.ico": Route(PUBLIC),
     "logout": Route(PUBLIC, "POST", ok=302),
     "executions/": Route(PUBLIC, ok=302),  # the old list address, redirected
     "executions:list": Route(LISTED, shows=html_row("execution", "queued")),
@@ -445,3 +446,16 @@ async def test_websocket_route(world, signed_in, key, role):
         assert outcome == expected(route, "ws", role)
     finally:
         await communicator.disconnect()
+
+
+PAGE_READS = [key for key, route in ROUTES.items() if interface_of(key) == "page" and route.method == "GET"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("key", PAGE_READS)
+def test_head_is_answered_as_get(client, world, key):
+    """``require_safe``, not ``require_GET``: HEAD (monitors, link checkers, curl -I) is never a 405."""
+    client.force_login(world.users["owner"])
+    url = _url(key, world)
+
+    assert client.head(url).status_code == client.get(url).status_code

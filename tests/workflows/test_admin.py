@@ -80,3 +80,18 @@ def test_approve_reject_and_rerun_are_admin_actions(admin_client, make_agent, ad
     assert rejected.status == WorkflowStatus.WAITING  # the approval step asks again
     page = admin_client.post(runs, {"action": "rerun_from_failed", "_selected_action": [approved.pk]}, follow=True)
     assert "no failed or cancelled step" in page.content.decode()
+
+
+def test_a_run_page_shows_indented_json_progress_and_its_live_page(admin_client, make_agent):
+    make_agent("echo")
+    workflow_definition_save(
+        source={"name": "shown", "steps": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "echo"}]}
+    )
+    run = workflow_run_start(definition="shown", input={"n": 1})
+
+    page = admin_client.get(reverse("admin:workflows_workflowrun_change", args=[run.pk])).content.decode()
+    listing = admin_client.get(reverse("admin:workflows_workflowrun_changelist")).content.decode()
+
+    assert "{\n  &quot;n&quot;: 1\n}" in page
+    assert f'href="{reverse("workflows:run", args=[run.pk])}" class="viewsitelink"' in page
+    assert '<progress value="0" max="100"' in listing

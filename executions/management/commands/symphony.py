@@ -21,7 +21,7 @@ from executions.services import SubmitError, execution_cancel, execution_retry, 
 from executions.state import TransitionError
 from executions.stop_signals import on_stop_signal
 from executions.validation import clean_text
-from routing.decisions import RouteRequest, RoutingStrategy, query_text
+from routing.decisions import NO_INPUT, RouteRequest, RoutingStrategy, query_text
 from routing.models import AgentConfig
 from routing.services import demo_agents_load
 
@@ -99,7 +99,8 @@ class Command(BaseCommand):
             self._follow(execution.pk)
 
     def handle_route(self, *, input, query, tags, strategy, **_):
-        request = RouteRequest(query=query or query_text(_json_option(input)), tags=tuple(_tags(tags)))
+        data = NO_INPUT if query else _json_option(input)  # a query alone checks no input schema
+        request = RouteRequest(query=query or query_text(data), tags=tuple(_tags(tags)), input=data)
         try:
             decision = task_router().decide(request, strategy=strategy, dry_run=True)
         except ValueError as exc:
