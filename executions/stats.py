@@ -45,12 +45,14 @@ class Figures:
     failed: int = 0
     cancelled: int = 0
     timed_out: int = 0
+    duration_sum: float = 0.0
     durations: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     routed: dict[str, int] = field(default_factory=dict)
 
     def add(self, row: "ExecutionRollup | Figures") -> None:
         for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(row, name))
+        self.duration_sum += row.duration_sum
         self.durations = merged([self.durations, row.durations])
         for strategy, count in row.routed.items():
             self.routed[strategy] = self.routed.get(strategy, 0) + count

@@ -88,20 +88,21 @@ def _bound(bound: float) -> str:
     return "+Inf" if bound == float("inf") else repr(bound)
 
 
-def _may_scrape(request: HttpRequest) -> bool:
-    if settings.SYMPHONY_METRICS_PUBLIC:
-        return True
-    user = request.user
+def _scraper(request: HttpRequest):
+    """Who is asking: the bearer token's user if one is presented, else the session's."""
     raw = bearer_token(request.headers.get("Authorization"))
-    if raw is not None:
-        user = user_for_token(raw)
+    return request.user if raw is None else user_for_token(raw)
+
+
+def _may_scrape(user) -> bool:
     return bool(user and user.is_authenticated and user.is_active and (user.is_staff or access.is_operator(user)))
 
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not _may_scrape(request):
-        status = 403 if request.user.is_authenticated else 401
+    user = None if settings.SYMPHONY_METRICS_PUBLIC else _scraper(request)
+    if not settings.SYMPHONY_METRICS_PUBLIC and not _may_scrape(user):
+        status = 403 if user is not None and user.is_authenticated else 401
         response = HttpResponse("Metrics need an operator's or staff session or API token.\n", status=status)
         if status == 401:
             response["WWW-Authenticate"] = 'Bearer realm="symphony"'
