@@ -35,15 +35,16 @@ def heartbeat_beat(*, role: str, name: str, process_ids: list[int] | None = None
     """Record that the process ``name`` is alive now, with its children's ids (a worker cluster's
     workers: the lease owners of what it runs name them, so the workers page can tell)."""
     now = timezone.now()
-    changes = {"beat_at": now, **({"process_ids": process_ids} if process_ids is not None else {})}
+    changes = {"beat_at": now, "host": socket.gethostname()[:200], "pid": os.getpid()}
+    if process_ids is not None:
+        changes["process_ids"] = process_ids
     if Heartbeat.objects.filter(name=name).update(**changes):
         return
-    host, pid = socket.gethostname()[:200], os.getpid()
     try:
         with transaction.atomic():
-            Heartbeat.objects.create(name=name, role=role, host=host, pid=pid, **changes)
+            Heartbeat.objects.create(name=name, role=role, **changes)
     except IntegrityError:  # a pid reused by a new process of the same name: the row is its now
-        Heartbeat.objects.filter(name=name).update(role=role, host=host, pid=pid, **changes)
+        Heartbeat.objects.filter(name=name).update(role=role, **changes)
 
 
 def heartbeat_end(*, name: str) -> None:

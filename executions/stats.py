@@ -188,11 +188,12 @@ def workers(*, now: datetime | None = None, stale_after: timedelta, lease_limit:
     its processes hold leases on (a lease owner reads ``host:pid:...``): two queries."""
     now = now or timezone.now()
     beats = list(Heartbeat.objects.order_by("role", "host", "name"))
+    # A claim sets the lease's expiry with its owner: the (state, lease_expires_at) index finds them.
     leased = (
-        Execution.objects.filter(state__in=ACTIVE)
+        Execution.objects.filter(state__in=ACTIVE, lease_expires_at__isnull=False)
         .exclude(lease_owner="")
         .select_related("agent", "task")
-        .order_by("-id")[:lease_limit]
+        .order_by("-lease_expires_at")[:lease_limit]
     )
     by_process: dict[tuple[str, int], list[Execution]] = {}
     for execution in leased:

@@ -4,6 +4,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.utils import timezone
 
 from executions import rollup, stats
 from executions.models import ExecutionRollup, RollupMark
@@ -180,3 +181,24 @@ def test_a_single_duration_is_read_back_within_one_bucket(seconds):
 
 def test_an_empty_histogram_has_no_quantile():
     assert quantile([0] * rollup.BUCKETS, 0.5) is None
+
+
+def test_the_dispatchers_roller_passes_at_once_while_behind_then_waits(agents):
+    echo, _ = agents
+    ended(echo, S.COMPLETED, timezone.now() - timedelta(days=2))
+    roller = rollup.Roller(every=3600)
+
+    roller.run()
+    first = RollupMark.objects.get(name="minutes").at
+    roller.run()  # still days behind: no waiting
+    second = RollupMark.objects.get(name="minutes").at
+    while RollupMark.objects.get(name="minutes").at < timezone.now() - MAX_SPAN:
+        roller.run()
+    roller.run()  # caught up: the last pass reached its now
+    caught_up = RollupMark.objects.get(name="minutes").at
+    roller.run()  # within the hour: nothing
+
+    assert second - first == MAX_SPAN
+    assert RollupMark.objects.get(name="minutes").at == caught_up
+    assert sum(r.completed for r in ExecutionRollup.objects.filter(period=P.HOUR)) == 1
+

@@ -51,7 +51,8 @@ def fill(agents: list[AgentConfig], per_agent: int, *, roll: bool = True) -> Non
             state = S.FAILED if n % 4 == 0 else S.COMPLETED
             ended(agent, state, now - timedelta(minutes=7 * n + 1), seconds=0.5 + n, strategy="content_match")
         running = execution_submit(agent=agent, input_data={})
-        transition(running.pk, S.PREPARING, expected=[S.QUEUED], fields={"lease_owner": "host-a:4242:abc:1"})
+        lease = {"lease_owner": "host-a:4242:abc:1", "lease_expires_at": now + timedelta(seconds=30)}
+        transition(running.pk, S.PREPARING, expected=[S.QUEUED], fields=lease)
         transition(running.pk, S.RUNNING, expected=[S.PREPARING])
         execution_submit(agent=agent, input_data={})
     if roll:
