@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""The system pages over 1,000,000 executions: overview, agents, workers and /metrics, timed through Django's test client.
+"""The system pages over 1,000,000 executions: overview, agents, workers and /metrics, through Django's test client.
 
     .venv/bin/python bench/dashboard_pages.py                  # SQLite, 1,000,000 executions
     .venv/bin/python bench/dashboard_pages.py --quick          # 100,000 executions, 20 samples

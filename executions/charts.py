@@ -67,7 +67,9 @@ def throughput_chart(bars: list[Bar], label_format: str) -> Chart:
             if count:
                 height = count * scale
                 base -= height
-                rects.append(Rect(x, round(base, 2), round(slot - 2, 2), round(height, 2), f"{when}: {count} {kind}", kind))
+                rects.append(
+                    Rect(x, round(base, 2), round(slot - 2, 2), round(height, 2), f"{when}: {count} {kind}", kind)
+                )
     return Chart(rects, {}, f"{top:g}", _labels(bars, slot, label_format), not rects)
 
 
@@ -87,7 +89,7 @@ def duration_chart(bars: list[Bar], label_format: str) -> Chart:
             x, y = LEFT + (index + 0.5) * slot, HEIGHT - BOTTOM - value * scale
             parts.append(f"{'L' if pen_down else 'M'}{x:.1f},{y:.1f}")
             if not pen_down and (index + 1 >= len(series) or series[index + 1] is None):
-                parts.append(f"h0.1")  # a lone point still shows, with the line's round cap
+                parts.append("h0.1")  # a lone point still shows, with the line's round cap
             pen_down = True
         if parts:
             paths[name] = " ".join(parts)

@@ -282,8 +282,9 @@ class Heartbeat(models.Model):
 
 class RollupPeriod(models.IntegerChoices):
     TOTAL = 0, "since the rollup began"
-    MINUTE = 60, "minute"
+    FIVE_MINUTES = 300, "five minutes"
     HOUR = 3600, "hour"
+    SIX_HOURS = 21600, "six hours"
 
 
 class ExecutionRollup(models.Model):
@@ -314,7 +315,7 @@ class ExecutionRollup(models.Model):
 
 
 class RollupMark(models.Model):
-    """How far the rollup has gone: one row per mark (``minutes``: rows ended before ``at`` are
+    """How far the rollup has gone: one row per mark (``ended``: rows ended before ``at`` are
     rolled up; ``totals``: hours before ``at`` are folded into the totals)."""
 
     name = models.CharField(max_length=20, unique=True)

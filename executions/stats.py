@@ -8,6 +8,7 @@ recent runs from the ``(state, -id)`` and ``(agent, -id)`` indexes, newest first
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import Count
@@ -16,7 +17,7 @@ from django.utils import timezone
 from executions.models import Execution, ExecutionRollup, Heartbeat, RollupMark
 from executions.models import ExecutionState as S
 from executions.models import RollupPeriod as P
-from executions.rollup import BUCKETS, COUNTS, floor_to, merged, quantile
+from executions.rollup import BUCKETS, COUNTS, floor_to, quantile
 from executions.state import ACTIVE
 from routing.models import AgentConfig
 
@@ -30,9 +31,9 @@ class Window:
 
 
 WINDOWS = {
-    "hour": Window("hour", timedelta(hours=1), P.MINUTE, timedelta(minutes=5)),
+    "hour": Window("hour", timedelta(hours=1), P.FIVE_MINUTES, timedelta(minutes=5)),
     "day": Window("day", timedelta(days=1), P.HOUR, timedelta(hours=1)),
-    "week": Window("week", timedelta(days=7), P.HOUR, timedelta(hours=6)),
+    "week": Window("week", timedelta(days=7), P.SIX_HOURS, timedelta(hours=6)),
 }
 LIVE_STATES = (S.QUEUED, S.PREPARING, S.RUNNING)
 
@@ -49,11 +50,13 @@ class Figures:
     durations: list[int] = field(default_factory=lambda: [0] * BUCKETS)
     routed: dict[str, int] = field(default_factory=dict)
 
-    def add(self, row: "ExecutionRollup | Figures") -> None:
+    def add(self, row: "RollupRow | Figures") -> None:
         for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(row, name))
         self.duration_sum += row.duration_sum
-        self.durations = merged([self.durations, row.durations])
+        durations = self.durations
+        for index, count in enumerate(row.durations):
+            durations[index] += count
         for strategy, count in row.routed.items():
             self.routed[strategy] = self.routed.get(strategy, 0) + count
 
@@ -92,8 +95,27 @@ def window_named(name: str | None) -> Window:
     return WINDOWS.get(name or "", WINDOWS["hour"])
 
 
-def _rollup_rows(window: Window, now: datetime):
-    return ExecutionRollup.objects.filter(period=window.period, start__gte=_window_start(window, now))
+class RollupRow(NamedTuple):
+    """The figures of one ``ExecutionRollup`` row, read as a tuple: building a model instance per row
+    was two thirds of the week's overview (1,400 rows)."""
+
+    start: datetime
+    agent_id: int
+    completed: int
+    failed: int
+    cancelled: int
+    timed_out: int
+    duration_sum: float
+    durations: list[int]
+    routed: dict[str, int]
+
+
+def _rollup_rows(window: Window, now: datetime) -> list[RollupRow]:
+    return _read(ExecutionRollup.objects.filter(period=window.period, start__gte=_window_start(window, now)))
+
+
+def _read(rows) -> list[RollupRow]:
+    return [RollupRow(*values) for values in rows.values_list(*RollupRow._fields)]
 
 
 def _window_start(window: Window, now: datetime) -> datetime:
@@ -124,9 +146,9 @@ def by_agent(*, window: Window, now: datetime | None = None) -> dict[int, Figure
 def totals() -> dict[int, Figures]:
     """Each agent's figures since the rollup began (the metrics' counters): two queries."""
     figures: dict[int, Figures] = {}
-    rows = list(ExecutionRollup.objects.filter(period=P.TOTAL))
+    rows = _read(ExecutionRollup.objects.filter(period=P.TOTAL))
     last_folded = _totals_mark()
-    rows += list(ExecutionRollup.objects.filter(period=P.HOUR, start__gte=last_folded)) if last_folded else []
+    rows += _read(ExecutionRollup.objects.filter(period=P.HOUR, start__gte=last_folded)) if last_folded else []
     for row in rows:
         figures.setdefault(row.agent_id, Figures()).add(row)
     return figures
@@ -139,7 +161,14 @@ def _totals_mark() -> datetime | None:
 def live_counts() -> dict[int, dict[str, int]]:
     """Agent id -> state -> how many, for the states not yet ended: one query."""
     counts: dict[int, dict[str, int]] = {}
-    rows = Execution.objects.filter(state__in=LIVE_STATES).values_list("agent_id", "state").annotate(n=Count("id"))
+    # Naming the agents makes it a count of (agent, state) ranges of the covering (agent, state)
+    # index; with the states alone SQLite walked (state, -id) and read every row (1,000,000 rows
+    # with 65,000 waiting or running: 25 ms, then 180 ms).
+    rows = (
+        Execution.objects.filter(agent_id__in=AgentConfig.objects.values("pk"), state__in=LIVE_STATES)
+        .values_list("agent_id", "state")
+        .annotate(n=Count("id"))
+    )
     for agent_id, state, n in rows.order_by():
         counts.setdefault(agent_id, {})[state] = n
     return counts

@@ -46,7 +46,7 @@ class SymphonyCollector(Collector):
         totals = stats.totals()
         ended = CounterMetricFamily(
             "symphony_executions_ended",
-            "Executions that ended, by end state and agent, since the rollup began (a retried FAILED counts each time).",
+            "Executions that ended, by end state and agent, since the rollup began.",
             labels=["state", "agent"],
         )
         durations = HistogramMetricFamily(

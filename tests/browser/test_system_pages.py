@@ -8,7 +8,7 @@ from tests.browser.test_live_page import browser, log_in, page  # noqa: F401 - f
 pytestmark = [pytest.mark.browser, pytest.mark.process]
 
 
-def stay(page) -> None:
+def stay(page) -> None:  # noqa: F811 - the page fixture's name
     """Mark the page: anything that navigates or reloads it wipes the marker."""
     page.evaluate("window.__stillThisPage = true")
 

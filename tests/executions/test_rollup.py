@@ -79,14 +79,18 @@ def test_counts_and_quantiles_match_the_rows(history, agents):
             assert want / ONE_BUCKET <= got <= want * ONE_BUCKET, (q, got, want)
 
 
-def test_the_hour_rows_sum_their_minutes(history):
+@pytest.mark.parametrize("period", [P.HOUR, P.SIX_HOURS])
+def test_the_longer_periods_sum_the_five_minute_rows(history, period):
     rollup_catch_up(NOW)
 
-    minutes = ExecutionRollup.objects.filter(period=P.MINUTE)
-    hours = ExecutionRollup.objects.filter(period=P.HOUR)
-    for name in ("completed", "failed", "cancelled", "timed_out", "ran"):
-        assert sum(getattr(r, name) for r in minutes) == sum(getattr(r, name) for r in hours) > 0
-    assert sum(r.completed + r.failed + r.cancelled + r.timed_out for r in hours) == len(history)
+    base = ExecutionRollup.objects.filter(period=P.FIVE_MINUTES)
+    summed = ExecutionRollup.objects.filter(period=period)
+    for name in ("completed", "failed", "cancelled", "timed_out", "ran", "duration_sum"):
+        assert sum(getattr(r, name) for r in base) == pytest.approx(sum(getattr(r, name) for r in summed))
+    assert [sum(r.durations[i] for r in base) for i in range(rollup.BUCKETS)] == [
+        sum(r.durations[i] for r in summed) for i in range(rollup.BUCKETS)
+    ]
+    assert sum(r.completed + r.failed + r.cancelled + r.timed_out for r in summed) == len(history)
 
 
 def test_a_pass_run_again_changes_nothing(history):
@@ -122,7 +126,7 @@ def test_a_pass_reads_a_bounded_span_and_catches_up_pass_by_pass(agents):
     passes = rollup_catch_up(NOW)
 
     assert passes > 1
-    assert RollupMark.objects.get(name="minutes").at == NOW
+    assert RollupMark.objects.get(name="ended").at == NOW
     assert sum(r.completed for r in ExecutionRollup.objects.filter(period=P.HOUR)) == 2
 
 
@@ -156,14 +160,14 @@ def test_hours_are_folded_into_the_totals_once(agents):
     assert ExecutionRollup.objects.filter(period=P.TOTAL).count() == 2
 
 
-def test_minutes_are_forgotten_after_two_days(agents):
+def test_five_minute_rows_are_forgotten_after_two_days(agents):
     echo, _ = agents
     ended(echo, S.COMPLETED, NOW - timedelta(minutes=1))
     rollup_catch_up(NOW)
 
     rollup_catch_up(NOW + timedelta(days=3))
 
-    assert not ExecutionRollup.objects.filter(period=P.MINUTE, start__lt=NOW).exists()
+    assert not ExecutionRollup.objects.filter(period=P.FIVE_MINUTES, start__lt=NOW).exists()
     assert ExecutionRollup.objects.filter(period=P.HOUR).exists()
 
 
@@ -189,16 +193,26 @@ def test_the_dispatchers_roller_passes_at_once_while_behind_then_waits(agents):
     roller = rollup.Roller(every=3600)
 
     roller.run()
-    first = RollupMark.objects.get(name="minutes").at
+    first = RollupMark.objects.get(name="ended").at
     roller.run()  # still days behind: no waiting
-    second = RollupMark.objects.get(name="minutes").at
-    while RollupMark.objects.get(name="minutes").at < timezone.now() - MAX_SPAN:
+    second = RollupMark.objects.get(name="ended").at
+    while RollupMark.objects.get(name="ended").at < timezone.now() - MAX_SPAN:
         roller.run()
     roller.run()  # caught up: the last pass reached its now
-    caught_up = RollupMark.objects.get(name="minutes").at
+    caught_up = RollupMark.objects.get(name="ended").at
     roller.run()  # within the hour: nothing
 
     assert second - first == MAX_SPAN
-    assert RollupMark.objects.get(name="minutes").at == caught_up
+    assert RollupMark.objects.get(name="ended").at == caught_up
     assert sum(r.completed for r in ExecutionRollup.objects.filter(period=P.HOUR)) == 1
 
+
+def test_a_retried_failure_waiting_again_is_not_counted(agents):
+    echo, _ = agents
+    ended(echo, S.QUEUED, NOW - timedelta(minutes=3))  # FAILED, then retried: its old end is still stamped
+    ended(echo, S.COMPLETED, NOW - timedelta(minutes=2))
+
+    rollup_catch_up(NOW)
+
+    figures = stats.by_agent(window=stats.WINDOWS["hour"], now=NOW)[echo.pk]
+    assert (figures.ended, figures.completed) == (1, 1)

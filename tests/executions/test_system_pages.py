@@ -167,8 +167,12 @@ def test_the_workers_page_shows_what_each_process_runs_and_marks_stale_ones(get,
     assert "stale" in dispatcher and f"#{running.pk} " not in dispatcher
 
 
-@pytest.mark.parametrize(("name", "queries"), [("executions:overview", 8), ("executions:agents", 9), ("executions:workers", 6)])
-def test_the_query_count_does_not_grow_with_the_rows(client, operator, make_agent, django_assert_num_queries, name, queries):
+@pytest.mark.parametrize(
+    ("name", "queries"), [("executions:overview", 8), ("executions:agents", 9), ("executions:workers", 6)]
+)
+def test_the_query_count_does_not_grow_with_the_rows(
+    client, operator, make_agent, django_assert_num_queries, name, queries
+):
     agents = [make_agent("echo", name=f"agent-{n}") for n in range(2)]
     fill(agents, per_agent=2)
     with django_assert_num_queries(queries):

@@ -66,7 +66,8 @@ def test_it_exposes_states_durations_queue_workers_and_routing(operator_client, 
     assert ended_total[(("agent", "echo"), ("state", "FAILED"))] == 1
     histogram = found["symphony_execution_duration_seconds"]
     buckets = {
-        labels[1][1]: value for labels, value in samples(histogram, "symphony_execution_duration_seconds_bucket").items()
+        labels[1][1]: value
+        for labels, value in samples(histogram, "symphony_execution_duration_seconds_bucket").items()
     }
     assert buckets["+Inf"] == 3
     bounds = sorted((float(le), value) for le, value in buckets.items())
