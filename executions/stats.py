@@ -36,6 +36,8 @@ WINDOWS = {
     "week": Window("week", timedelta(days=7), P.SIX_HOURS, timedelta(hours=6)),
 }
 LIVE_STATES = (S.QUEUED, S.PREPARING, S.RUNNING)
+# What the pages show of a run: its input, result, log and routing stay in the table.
+SHOWN_RUN = ("id", "agent_id", "state", "task__name", "started_at", "finished_at", "updated_at")
 
 
 @dataclass
@@ -161,13 +163,14 @@ def _totals_mark() -> datetime | None:
 def live_counts() -> dict[int, dict[str, int]]:
     """Agent id -> state -> how many, for the states not yet ended: one query."""
     counts: dict[int, dict[str, int]] = {}
-    # Naming the agents makes it a count of (agent, state) ranges of the covering (agent, state)
-    # index; with the states alone SQLite walked (state, -id) and read every row (1,000,000 rows
-    # with 65,000 waiting or running: 25 ms, then 180 ms).
+    # Naming the agents, and counting rows rather than ids, makes it a count of (agent, state)
+    # ranges of the (agent, state) index alone, on SQLite and (index-only) on PostgreSQL; with the
+    # states alone both read every waiting or running row from the table (1,000,000 rows with
+    # 65,000 of them: SQLite 25 ms then 180 ms, PostgreSQL 35 ms then 420 ms).
     rows = (
         Execution.objects.filter(agent_id__in=AgentConfig.objects.values("pk"), state__in=LIVE_STATES)
         .values_list("agent_id", "state")
-        .annotate(n=Count("id"))
+        .annotate(n=Count("*"))
     )
     for agent_id, state, n in rows.order_by():
         counts.setdefault(agent_id, {})[state] = n
@@ -178,7 +181,8 @@ def recent_failures(limit: int = 10) -> list[Execution]:
     """The newest FAILED and TIMED_OUT executions: one query per state, each a walk of ``(state, -id)``."""
     found = []
     for state in (S.FAILED, S.TIMED_OUT):
-        found += Execution.objects.filter(state=state).select_related("agent", "task").order_by("-id")[:limit]
+        rows = Execution.objects.filter(state=state).select_related("agent", "task").only(*SHOWN_RUN, "agent__name")
+        found += rows.order_by("-id")[:limit]
     return sorted(found, key=lambda execution: execution.pk, reverse=True)[:limit]
 
 
@@ -196,7 +200,7 @@ def recent_runs(agent_ids: list[int], per_agent: int = 5) -> dict[int, list[Exec
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join([walk] * len(agent_ids)), [v for a in agent_ids for v in (a, per_agent)])
         ids = [row[0] for row in cursor.fetchall()]
-    for execution in Execution.objects.filter(pk__in=ids).select_related("task").order_by("-id"):
+    for execution in Execution.objects.filter(pk__in=ids).select_related("task").only(*SHOWN_RUN).order_by("-id"):
         runs[execution.agent_id].append(execution)
     return runs
 
@@ -222,6 +226,7 @@ def workers(*, now: datetime | None = None, stale_after: timedelta, lease_limit:
         Execution.objects.filter(state__in=ACTIVE, lease_expires_at__isnull=False)
         .exclude(lease_owner="")
         .select_related("agent", "task")
+        .only(*SHOWN_RUN, "lease_owner", "agent__name")
         .order_by("-lease_expires_at")[:lease_limit]
     )
     by_process: dict[tuple[str, int], list[Execution]] = {}
