@@ -1,9 +1,11 @@
 import math
 import random
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from executions import rollup, stats
@@ -216,3 +218,37 @@ def test_a_retried_failure_waiting_again_is_not_counted(agents):
 
     figures = stats.by_agent(window=stats.WINDOWS["hour"], now=NOW)[echo.pk]
     assert (figures.ended, figures.completed) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_dispatchers_passing_at_once_take_turns_and_agree(make_agent):
+    """Four dispatchers start their first pass together: the mark's row (or SQLite's write lock)
+    makes them take turns, so the rows are those of one pass run to the end, with no duplicate."""
+    echo = make_agent("echo")
+    for minutes in (2, 30, 90, 60 * 30):
+        ended(echo, S.COMPLETED, NOW - timedelta(minutes=minutes))
+    barrier = threading.Barrier(4)
+    unexpected = []
+
+    def dispatcher():
+        try:
+            barrier.wait()
+            rollup_catch_up(NOW)
+        except Exception as exc:  # pragma: no cover - reported by the assertion below
+            unexpected.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=dispatcher) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    together = snapshot()
+    ExecutionRollup.objects.all().delete()
+    RollupMark.objects.all().delete()
+    rollup_catch_up(NOW)
+
+    assert unexpected == []
+    assert together == snapshot()
+    assert sum(r.completed for r in ExecutionRollup.objects.filter(period=P.HOUR)) == 4
