@@ -306,6 +306,8 @@ class _PostgresWriter:
         self.db.execute("SET session_replication_role = origin")
         self.db.commit()
         self.db.autocommit = True
-        print("\n  analyzing...", end="", flush=True)
+        # VACUUM too: as autovacuum would soon after a bulk load, it sets the visibility map that
+        # index-only scans (the system pages' live counts) rely on.
+        print("\n  vacuuming and analyzing...", end="", flush=True)
         for model in self.layouts:
-            self.db.execute(f'ANALYZE "{self.layouts[model][0]}"')
+            self.db.execute(f'VACUUM (ANALYZE) "{self.layouts[model][0]}"')

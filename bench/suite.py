@@ -55,6 +55,9 @@ BENCHES = [
     Bench("api-list", "api_list.py", "API lists and submits over 1,000,000 executions (sqlite)"),
     Bench("api-list-postgres", "api_list.py", "API lists and submits over 1,000,000 executions (postgresql)",
           services=True),
+    Bench("dashboard-pages", "dashboard_pages.py", "overview, agents, workers, /metrics over 1,000,000 (sqlite)"),
+    Bench("dashboard-pages-postgres", "dashboard_pages.py",
+          "overview, agents, workers, /metrics over 1,000,000 (postgresql)", services=True),
 ]  # fmt: skip
 
 

@@ -57,7 +57,7 @@ class WorkerCluster(Cluster):
         with blocked():
             super().__init__()  # django-q2's handlers stop from signal context: replaced at once
             self._signals = signal_pipe()
-        self._beater = Beater(ProcessRole.WORKER)
+        self._beater = Beater(ProcessRole.WORKER, process_ids=_children)
 
     def start(self) -> int:
         context = get_mp_context()
@@ -110,6 +110,11 @@ class WorkerCluster(Cluster):
                 return True
             if self.sentinel.sentinel in ready:
                 return False
+
+
+def _children() -> list[int]:
+    """The cluster's processes below the parent (sentinel, workers...): a worker's lease owner names its pid."""
+    return sorted(child.pid for child in psutil.Process().children(recursive=True))
 
 
 class GracefulSentinel(Sentinel):

@@ -1,5 +1,6 @@
 """The dispatcher loop beside the workers: lease reaping and waking workers for
-work left waiting, once per interval.
+work left waiting, once per interval, and the executions rollup every
+``SYMPHONY_ROLLUP_SECONDS`` (``executions.rollup``).
 
 Any number may run: reaping is a compare-and-set, so two dispatchers never
 requeue the same execution twice, and an extra wake-up only costs a message.
@@ -14,6 +15,7 @@ from django.db import close_old_connections
 from executions.heartbeats import BEAT_SECONDS, Beater, heartbeats_forget_old
 from executions.models import ProcessRole
 from executions.recovery import reap_expired_leases, wake_for_waiting_work
+from executions.rollup import Roller
 from executions.signals import dispatch_passes
 
 logger = logging.getLogger(__name__)
@@ -35,6 +37,7 @@ def run_dispatcher(stop: threading.Event, interval: float | None = None) -> None
     logger.info("Dispatcher started (every %.2fs)", interval)
     # Its heartbeat says a pass has started lately (``executions.health``); at most every BEAT_SECONDS.
     beater = Beater(ProcessRole.DISPATCHER, every=min(interval, BEAT_SECONDS))
+    roller = Roller(every=settings.SYMPHONY_ROLLUP_SECONDS)
     try:
         heartbeats_forget_old()
     except Exception:
@@ -51,6 +54,7 @@ def run_dispatcher(stop: threading.Event, interval: float | None = None) -> None
                 logger.debug("Dispatcher: %(woken)s worker woken", counts)
         except Exception:
             logger.exception("Dispatcher pass failed; trying again")
+        roller.run()
         stop.wait(interval)
     beater.end()
     logger.info("Dispatcher stopped")

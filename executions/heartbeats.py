@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
@@ -30,16 +31,20 @@ def process_name(role: str) -> str:
     return f"{role}:{socket.gethostname()}:{os.getpid()}"[:200]
 
 
-def heartbeat_beat(*, role: str, name: str) -> None:
-    """Record that the process ``name`` is alive now."""
+def heartbeat_beat(*, role: str, name: str, process_ids: list[int] | None = None) -> None:
+    """Record that the process ``name`` is alive now, with its children's ids (a worker cluster's
+    workers: the lease owners of what it runs name them, so the workers page can tell)."""
     now = timezone.now()
-    if Heartbeat.objects.filter(name=name).update(beat_at=now):
+    changes = {"beat_at": now, "host": socket.gethostname()[:200], "pid": os.getpid()}
+    if process_ids is not None:
+        changes["process_ids"] = process_ids
+    if Heartbeat.objects.filter(name=name).update(**changes):
         return
     try:
         with transaction.atomic():
-            Heartbeat.objects.create(name=name, role=role, beat_at=now)
+            Heartbeat.objects.create(name=name, role=role, **changes)
     except IntegrityError:  # a pid reused by a new process of the same name: the row is its now
-        Heartbeat.objects.filter(name=name).update(beat_at=now, role=role)
+        Heartbeat.objects.filter(name=name).update(role=role, **changes)
 
 
 def heartbeat_end(*, name: str) -> None:
@@ -56,8 +61,8 @@ class Beater:
     """Beats for one process at most every ``BEAT_SECONDS``, however often it is asked; a failed
     beat (the database away) is logged and tried again next time, never raised."""
 
-    def __init__(self, role: str, every: float = BEAT_SECONDS):
-        self.role, self.every = role, every
+    def __init__(self, role: str, every: float = BEAT_SECONDS, process_ids: Callable[[], list[int]] | None = None):
+        self.role, self.every, self.process_ids = role, every, process_ids
         self.name = process_name(role)
         self._last = float("-inf")
 
@@ -65,7 +70,8 @@ class Beater:
         if time.monotonic() - self._last < self.every:
             return
         try:
-            heartbeat_beat(role=self.role, name=self.name)
+            children = self.process_ids() if self.process_ids is not None else None
+            heartbeat_beat(role=self.role, name=self.name, process_ids=children)
         except Exception as exc:
             logger.warning("%s could not record its heartbeat: %s: %s", self.name, type(exc).__name__, exc)
             return

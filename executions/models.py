@@ -131,6 +131,8 @@ class Execution(models.Model):
             models.Index(fields=["state", "-id"], name="execution_state_id"),
             models.Index(fields=["agent", "-id"], name="execution_agent_id"),
             models.Index(fields=["submitted_by", "-id"], name="execution_submitter"),
+            # The rollup's bounded range reads (executions.rollup).
+            models.Index(fields=["finished_at"], name="execution_finished"),
         ]
         permissions = [("operate_executions", "Can see and act on every user's tasks and executions")]
 
@@ -263,6 +265,11 @@ class Heartbeat(models.Model):
 
     name = models.CharField(max_length=200, unique=True, help_text="role:host:pid")
     role = models.CharField(max_length=20, choices=ProcessRole.choices)
+    host = models.CharField(max_length=200, blank=True)
+    pid = models.PositiveIntegerField(null=True, blank=True)
+    process_ids = models.JSONField(
+        default=list, blank=True, help_text="Its child processes' ids: a lease owner names the one that runs it."
+    )
     started_at = models.DateTimeField(auto_now_add=True)
     beat_at = models.DateTimeField()
 
@@ -271,3 +278,48 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class RollupPeriod(models.IntegerChoices):
+    TOTAL = 0, "since the rollup began"
+    FIVE_MINUTES = 300, "five minutes"
+    HOUR = 3600, "hour"
+    SIX_HOURS = 21600, "six hours"
+
+
+class ExecutionRollup(models.Model):
+    """How the executions of one agent that ended in one period went: counts by end state, a
+    histogram of run times, and the routing strategies that chose them.
+
+    Written only by ``executions.rollup`` (from the rows, never on the transition path); the
+    overview, agents page and ``/metrics`` read these instead of counting a million rows.
+    """
+
+    period = models.PositiveIntegerField(choices=RollupPeriod.choices)
+    start = models.DateTimeField()
+    agent = models.ForeignKey("routing.AgentConfig", on_delete=models.CASCADE, related_name="+")
+    completed = models.PositiveIntegerField(default=0)
+    failed = models.PositiveIntegerField(default=0)
+    cancelled = models.PositiveIntegerField(default=0)
+    timed_out = models.PositiveIntegerField(default=0)
+    ran = models.PositiveIntegerField(default=0, help_text="How many had a run time (they were started).")
+    duration_sum = models.FloatField(default=0)
+    durations = models.JSONField(default=list, help_text="Counts per bucket of executions.rollup.DURATION_BOUNDS.")
+    routed = models.JSONField(default=dict, help_text="Routing strategy -> executions it chose this agent for.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["period", "start", "agent"], name="rollup_period_start_agent")]
+
+    def __str__(self) -> str:
+        return f"{self.agent_id} {self.get_period_display()} {self.start:%Y-%m-%d %H:%M}"
+
+
+class RollupMark(models.Model):
+    """How far the rollup has gone: one row per mark (``ended``: rows ended before ``at`` are
+    rolled up; ``totals``: hours before ``at`` are folded into the totals)."""
+
+    name = models.CharField(max_length=20, unique=True)
+    at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.at:%Y-%m-%d %H:%M:%S}"

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from executions import views
+from executions import overview, views
 
 app_name = "executions"
 
@@ -13,4 +13,8 @@ urlpatterns = [
     path("executions/<row_id:execution_id>/cancel/", views.execution_cancel, name="cancel"),
     path("executions/<row_id:execution_id>/retry/", views.execution_retry, name="retry"),
     path("executions/<row_id:execution_id>/rerun/", views.execution_rerun, name="rerun"),
+    path("overview/", overview.overview, name="overview"),
+    path("agents/", overview.agent_list, name="agents"),
+    path("agents/<row_id:agent_id>/enabled/", overview.agent_set_enabled, name="agent-enabled"),
+    path("workers/", overview.worker_list, name="workers"),
 ]

@@ -267,6 +267,11 @@ SYMPHONY_AGENT_HOOKS = {
 SYMPHONY_DATABASE_RETRY_SECONDS = env_float("SYMPHONY_DATABASE_RETRY_SECONDS", 300.0)
 SYMPHONY_MAX_RESULT_BYTES = env_int("SYMPHONY_MAX_RESULT_BYTES", 1_000_000)
 SYMPHONY_DISPATCH_INTERVAL = env_float("SYMPHONY_DISPATCH_INTERVAL", 1.0)
+# How often a dispatcher rolls up ended executions for the overview, agents page and /metrics.
+SYMPHONY_ROLLUP_SECONDS = env_float("SYMPHONY_ROLLUP_SECONDS", 5.0)
+# /metrics answers without credentials (for a Prometheus on a private network); otherwise it needs
+# an operator's or staff member's session or API token.
+SYMPHONY_METRICS_PUBLIC = env_bool("SYMPHONY_METRICS_PUBLIC", False)
 # Workers claim from the execution table; a broker message only wakes one. This many
 # waiting wake-ups are enough: each woken worker drains everything ready.
 SYMPHONY_WAKEUPS = env_int("SYMPHONY_WAKEUPS", 2)

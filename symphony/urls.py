@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from symphony import views
+from symphony import metrics, views
 from symphony.api import api
 
 symphony_patterns = (
@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("metrics", metrics.metrics, name="metrics"),
     path("workflows/", include("workflows.urls")),
     path("", include(symphony_patterns)),
     # Last: the executions' pages sit at the root.

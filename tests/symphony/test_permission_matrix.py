@@ -47,6 +47,8 @@ PUBLIC = "public"
 MANAGED = "managed"  # agents and definitions: those with the model permissions (none of ROLES)
 PERSONAL = "personal"  # the owner's own things (API tokens): nobody else, operators included
 REFUSED = "refused"  # nobody (the websockets' catch-all)
+OPERATORS = "operators"  # the system pages (everyone's work): operators only, a 403 for anyone else signed in
+METRICS = "metrics"  # aggregates only: operators and staff (session or token); a 401 without credentials
 
 # Routes that another test covers, by path prefix.
 ELSEWHERE = {"admin/": "tests/symphony/test_admin_access.py"}
@@ -136,6 +138,18 @@ ROUTES: dict[str, Route] = {
     "executions:rerun": Route(
         OWNED, "POST", execution("completed"), data={"input": '{"edited": true}'}, ok=302, changes=count(Execution)
     ),
+    "executions:overview": Route(OPERATORS),
+    "executions:agents": Route(OPERATORS),
+    "executions:workers": Route(OPERATORS),
+    "executions:agent-enabled": Route(
+        MANAGED,
+        "POST",
+        lambda w: {"agent_id": AgentConfig.objects.get(name="echo").pk},
+        data={"enabled": "0"},
+        ok=302,
+        changes=field_of(AgentConfig, "enabled", name="echo"),
+    ),  # fmt: skip
+    "metrics": Route(METRICS),
     "workflows:list": Route(LISTED, shows=html_row("run", "waiting")),
     "workflows:start": Route(
         SIGNED_IN, "POST", data={"definition": "flow", "input": "{}"}, ok=302, changes=count(WorkflowRun)
@@ -243,10 +257,14 @@ def expected(route: Route, interface: str, role: str) -> str:
         return "ok"
     if route.access == REFUSED:
         return "refused"
+    if route.access == METRICS:
+        return {"anonymous": "401", "operator": "ok", "staff": "ok"}.get(role, "403")
     if role == "anonymous":
         return {"page": "login", "api": "401", "ws": "refused"}[interface]
     if route.access == MANAGED:
         return "403"
+    if route.access == OPERATORS:
+        return "ok" if role == "operator" else "403"
     if route.access == PERSONAL:
         return "ok" if role == "owner" else ("refused" if interface == "ws" else "404")
     if route.access == SIGNED_IN:
