@@ -1,22 +1,45 @@
-"""Finding executions among millions: filters and keyset pages, shared by the API and the pages.
+"""Finding executions among millions: filters, keyset pages and state counts, shared by the API and the pages.
 
 Pages are keyed on the id (newest first): ``before`` is the last id a client
 saw, so a deep page costs what the first one does, where an ``OFFSET`` would
 read every row it skips. Each filter has an index that leads with its column
 and ends in the id, so the database walks it in order and stops at a page.
+Text search has an index of its own on each database (``executions.search``).
+
+Counts never read a whole table: each state's count stops at ``COUNT_CAP``
+and says so (``StateCount.more``), where PostgreSQL's planner then gives an
+estimate of the rest (``StateCount.estimate``).
 """
 
-from dataclasses import dataclass
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from django.db.models import Q, QuerySet
+from django.db import connections
+from django.db.models import QuerySet
 
 from executions.models import Execution
 from executions.models import ExecutionState as S
+from executions.search import text_matches
 from executions.selectors import JSONListHolds
 
 PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+# Each state's count stops here: 9 states x 1,000 index entries stay well inside a page's time.
+COUNT_CAP = 1_000
+
+# A layer above (workflows) says which executions belong to a workflow run: given a run's
+# id, a queryset of their ids (``values("execution_id")``), used as a subquery.
+WorkflowMembers = Callable[[int], QuerySet]
+_workflow_members: list[WorkflowMembers] = []
+
+
+def register_workflow_members(members: WorkflowMembers) -> WorkflowMembers:
+    """Let ``ExecutionFilters(workflow=<run id>)`` find a run's executions (once, from an AppConfig.ready)."""
+    if members not in _workflow_members:
+        _workflow_members.append(members)
+    return members
 
 
 @dataclass(frozen=True)
@@ -27,6 +50,8 @@ class ExecutionFilters:
     created_after: datetime | None = None
     created_before: datetime | None = None
     text: str = ""
+    workflow: int | None = None  # a workflow run's id: the executions of its steps
+    submitted_by: str = ""  # a username
 
     def __post_init__(self):
         unknown = [state for state in self.states if state not in S.values]
@@ -36,6 +61,9 @@ class ExecutionFilters:
     def apply(self, executions: QuerySet[Execution]) -> QuerySet[Execution]:
         if self.states:
             executions = executions.filter(state__in=self.states)
+        return self.apply_all_but_state(executions)
+
+    def apply_all_but_state(self, executions: QuerySet[Execution]) -> QuerySet[Execution]:
         if self.agent:
             executions = executions.filter(agent__name=self.agent)
         if self.tag:
@@ -44,11 +72,24 @@ class ExecutionFilters:
             executions = executions.filter(created_at__gte=self.created_after)
         if self.created_before:
             executions = executions.filter(created_at__lt=self.created_before)
+        if self.submitted_by:
+            executions = executions.filter(submitted_by__username=self.submitted_by)
+        if self.workflow is not None:
+            if not _workflow_members:
+                return executions.none()
+            for members in _workflow_members:
+                executions = executions.filter(id__in=members(self.workflow))
         if self.text:
-            executions = executions.filter(
-                Q(task__name__icontains=self.text) | Q(task__description__icontains=self.text)
-            )
+            executions = executions.filter(text_matches(self.text, using=executions.db))
         return executions
+
+    @property
+    def chosen(self) -> bool:
+        """Is anything filtered at all?"""
+        return self != ExecutionFilters()
+
+    def without_states(self) -> "ExecutionFilters":
+        return replace(self, states=())
 
 
 @dataclass(frozen=True)
@@ -69,3 +110,61 @@ def execution_page(
     more = len(items) > size
     items = items[:size]
     return Page(items=items, next_before=items[-1].pk if more else None)
+
+
+@dataclass(frozen=True)
+class StateCount:
+    state: str
+    label: str
+    count: int  # exact unless ``more``: then more than this many
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class Counts:
+    states: list[StateCount]
+    matching: int  # of the chosen states (all when none is chosen): exact unless ``more``, then a floor
+    more: bool
+    estimate: int | None  # PostgreSQL's planner estimate, given when ``more``
+
+    @property
+    def shown(self) -> str:
+        """ "N matching" as a reader should take it: "12", "≈ 80,000" or "more than 1,000"."""
+        if not self.more:
+            return f"{self.matching:,}"
+        if self.estimate is not None and self.estimate > self.matching:
+            return f"≈ {self.estimate:,}"
+        return f"more than {self.matching:,}"
+
+
+def state_counts(executions: QuerySet[Execution], filters: ExecutionFilters, *, cap: int = COUNT_CAP) -> Counts:
+    """How many of ``executions`` match ``filters`` in each state (the state filter aside): one query,
+    and on PostgreSQL one ``EXPLAIN``.
+
+    Each state reads at most ``cap + 1`` rows through the (state, id) indexes; a
+    state with more is reported as "more than ``cap``". On PostgreSQL the total
+    then comes from the planner's row estimate, which reads no rows.
+    """
+    base = filters.without_states().apply_all_but_state(executions).order_by()
+    connection = connections[base.db]
+    parts, params = [], []
+    for state in S.values:
+        sql, state_params = base.filter(state=state).values("id")[: cap + 1].query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) capped)")
+        params.extend(state_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        found = list(cursor.fetchone())
+    states = [
+        StateCount(state=state, label=label, count=min(n, cap), more=n > cap)
+        for (state, label), n in zip(S.choices, found, strict=True)
+    ]
+    chosen = [s for s in states if not filters.states or s.state in filters.states]
+    more = any(s.more for s in chosen)
+    estimate = None
+    if connection.vendor == "postgresql":
+        # Asked every time, so that the page's query count does not depend on the data.
+        chosen_rows = base.filter(state__in=filters.states) if filters.states else base
+        plan = json.loads(chosen_rows.values("id").explain(format="json"))
+        estimate = int(plan[0]["Plan"]["Plan Rows"]) if more else None
+    return Counts(states=states, matching=sum(s.count for s in chosen), more=more, estimate=estimate)

@@ -131,6 +131,8 @@ class Execution(models.Model):
             models.Index(fields=["state", "-id"], name="execution_state_id"),
             models.Index(fields=["agent", "-id"], name="execution_agent_id"),
             models.Index(fields=["submitted_by", "-id"], name="execution_submitter"),
+            # A plain user's per-state counts on the list (listing.state_counts).
+            models.Index(fields=["submitted_by", "state", "-id"], name="execution_submitter_state"),
         ]
         permissions = [("operate_executions", "Can see and act on every user's tasks and executions")]
 

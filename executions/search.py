@@ -1,0 +1,55 @@
+"""Text search over executions: a task's name, description and input, and the execution's error.
+
+What matches is the same on both databases: every execution whose text holds
+the words as typed, in any case, as a substring ("port" finds "report"). Input
+and error are searched as their stored JSON text, keys and punctuation
+included. Neither database scans the table for it:
+
+- PostgreSQL: trigram GIN indexes over ``UPPER(column::text)`` (migrations 0006
+  and 0007) serve ``UPPER(text) LIKE UPPER('%words%')``.
+- SQLite: an FTS5 table ``execution_search`` with the ``trigram`` tokenizer, one
+  row per execution (rowid = execution id) holding its task's text and its error,
+  kept by triggers (migration 0007). A phrase query of three or more characters
+  is a substring match over an index; shorter text has no trigram, and is a
+  ``LIKE`` over that table's rows (a scan, but of one narrow table).
+
+On SQLite, JSON text stores characters outside ASCII as ``\\uXXXX`` escapes, so a
+search for "café" finds it in a name but not inside an input; PostgreSQL stores
+``jsonb`` and finds both.
+"""
+
+from django.db import connections
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+
+TRIGRAM = 3
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _fts_phrase(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def text_matches(text: str, *, using: str = "default") -> Q:
+    """A filter on executions: those whose task name, description, input or error contain ``text``."""
+    if connections[using].vendor == "sqlite":
+        if len(text) >= TRIGRAM:
+            found = RawSQL("SELECT rowid FROM execution_search WHERE execution_search MATCH %s", [_fts_phrase(text)])
+        else:
+            found = RawSQL("SELECT rowid FROM execution_search WHERE body LIKE %s ESCAPE '\\'", [_like_pattern(text)])
+        return Q(id__in=found)
+    pattern = _like_pattern(text)
+    # One set of ids from both tables' indexes: an OR of the two tables' conditions would be
+    # checked row by row along the whole executions table.
+    found = RawSQL(
+        "SELECT e.id FROM executions_execution e WHERE e.task_id IN ("
+        " SELECT t.id FROM executions_task t WHERE UPPER(t.name) LIKE UPPER(%s)"
+        " OR UPPER(t.description) LIKE UPPER(%s) OR UPPER(t.input_data::text) LIKE UPPER(%s))"
+        " UNION SELECT id FROM executions_execution WHERE UPPER(error::text) LIKE UPPER(%s)",
+        [pattern] * 4,
+    )
+    return Q(id__in=found)
