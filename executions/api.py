@@ -83,7 +83,9 @@ class ListFilters(Schema):
     tag: LookupText = ""
     created_after: DateTime | None = None
     created_before: DateTime | None = None
-    q: LookupText = ""
+    q: LookupText = Field("", description="Text in the task's name, description or input, or in the error (any case).")
+    workflow: int | None = Field(None, ge=1, le=ID_MAX, description="A workflow run's id: the executions of its steps.")
+    submitted_by: LookupText = Field("", description="The username of whoever submitted it.")
     before: int | None = Field(None, ge=1, le=ID_MAX, description="The last id seen: older ones follow.")
     limit: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
@@ -99,6 +101,8 @@ def execution_list(request: HttpRequest, filters: Query[ListFilters]):
         created_after=filters.created_after,
         created_before=filters.created_before,
         text=filters.q,
+        workflow=filters.workflow,
+        submitted_by=filters.submitted_by,
     )
     page = execution_page(access.executions_visible_to(request.user), chosen, before=filters.before, size=filters.limit)
     following = None

@@ -137,14 +137,15 @@ class Counts:
         return f"more than {self.matching:,}"
 
 
-def state_counts(executions: QuerySet[Execution], filters: ExecutionFilters, *, cap: int = COUNT_CAP) -> Counts:
+def state_counts(executions: QuerySet[Execution], filters: ExecutionFilters, *, cap: int | None = None) -> Counts:
     """How many of ``executions`` match ``filters`` in each state (the state filter aside): one query,
     and on PostgreSQL one ``EXPLAIN``.
 
-    Each state reads at most ``cap + 1`` rows through the (state, id) indexes; a
+    Each state reads at most ``cap + 1`` rows (default ``COUNT_CAP``) through the (state, id) indexes; a
     state with more is reported as "more than ``cap``". On PostgreSQL the total
     then comes from the planner's row estimate, which reads no rows.
     """
+    cap = COUNT_CAP if cap is None else cap
     base = filters.without_states().apply_all_but_state(executions).order_by()
     connection = connections[base.db]
     parts, params = [], []
