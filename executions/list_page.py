@@ -18,6 +18,7 @@ from executions.ids import ID_MAX
 from executions.listing import Counts, ExecutionFilters, execution_page, state_counts
 from executions.models import Execution
 from executions.models import ExecutionState as S
+from executions.search import MIN_CHARS
 from routing.models import AgentConfig
 
 PAGE_SIZE = 50
@@ -25,7 +26,7 @@ FILTER_FIELDS = ("state", "agent", "tag", "workflow", "created_from", "created_t
 
 
 class ExecutionFilterForm(forms.Form):
-    q = forms.CharField(label="Search", max_length=200, required=False, strip=True)
+    q = forms.CharField(label="Search", min_length=MIN_CHARS, max_length=200, required=False, strip=True)
     state = forms.ChoiceField(label="State", choices=[("", "any state"), *S.choices], required=False)
     agent = forms.CharField(label="Agent", max_length=100, required=False)
     tag = forms.CharField(label="Tag", max_length=100, required=False)
@@ -34,6 +35,10 @@ class ExecutionFilterForm(forms.Form):
     created_from = forms.DateField(label="Created from (UTC)", required=False, widget=forms.DateInput({"type": "date"}))
     created_to = forms.DateField(label="to (UTC)", required=False, widget=forms.DateInput({"type": "date"}))
     before = forms.IntegerField(min_value=1, max_value=ID_MAX, required=False, widget=forms.HiddenInput)
+
+    def __init__(self, *args, **kwargs):
+        # Its own ids: the submit form beside it has an "agent" too.
+        super().__init__(*args, auto_id="filter_%s", **kwargs)
 
     def filters(self) -> ExecutionFilters:
         """What was asked for; a field that does not read (a bad date, a word for a number) filters nothing."""

@@ -12,16 +12,19 @@ estimate of the rest (``StateCount.estimate``).
 """
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
 
+from executions.ids import ID_MAX
 from executions.models import Execution
 from executions.models import ExecutionState as S
-from executions.search import text_matches
+from executions.search import MIN_CHARS, text_matches
 from executions.selectors import JSONListHolds
 
 PAGE_SIZE = 50
@@ -57,6 +60,8 @@ class ExecutionFilters:
         unknown = [state for state in self.states if state not in S.values]
         if unknown:
             raise ValueError(f"Unknown state {unknown[0]!r}; use one of {', '.join(S.values)}.")
+        if 0 < len(self.text) < MIN_CHARS:
+            raise ValueError(f"Search for at least {MIN_CHARS} characters.")
 
     def apply(self, executions: QuerySet[Execution]) -> QuerySet[Execution]:
         if self.states:
@@ -68,10 +73,12 @@ class ExecutionFilters:
             executions = executions.filter(agent__name=self.agent)
         if self.tag:
             executions = executions.filter(JSONListHolds("task__tags", self.tag))
-        if self.created_after:
-            executions = executions.filter(created_at__gte=self.created_after)
-        if self.created_before:
-            executions = executions.filter(created_at__lt=self.created_before)
+        # Dates become id bounds too (ids grow with creation times), so that the id-ordered
+        # indexes serve a date range as they serve a page; the times themselves still decide.
+        if after := self.created_after:
+            executions = executions.filter(created_at__gte=after, id__gte=_first_created(after))
+        if before := self.created_before:
+            executions = executions.filter(created_at__lt=before, id__lt=_first_created(before))
         if self.submitted_by:
             executions = executions.filter(submitted_by__username=self.submitted_by)
         if self.workflow is not None:
@@ -84,12 +91,24 @@ class ExecutionFilters:
         return executions
 
     @property
+    def by_state_index(self) -> bool:
+        """Can each state's matches be read in order along an index that leads with the state?"""
+        return not (self.tag or self.text or self.workflow)
+
+    @property
     def chosen(self) -> bool:
         """Is anything filtered at all?"""
         return self != ExecutionFilters()
 
     def without_states(self) -> "ExecutionFilters":
         return replace(self, states=())
+
+
+def _first_created(at: datetime) -> Coalesce:
+    """The id of the first execution created at or after ``at`` (one seek of the creation-time index);
+    past the last id when there is none."""
+    first = Execution.objects.filter(created_at__gte=at).order_by("created_at").values("id")[:1]
+    return Coalesce(Subquery(first), Value(ID_MAX))
 
 
 @dataclass(frozen=True)
@@ -139,27 +158,22 @@ class Counts:
 
 def state_counts(executions: QuerySet[Execution], filters: ExecutionFilters, *, cap: int | None = None) -> Counts:
     """How many of ``executions`` match ``filters`` in each state (the state filter aside): one query,
-    and on PostgreSQL one ``EXPLAIN``.
+    and on PostgreSQL one ``EXPLAIN``. Never more than about ``cap`` rows per state are read.
 
-    Each state reads at most ``cap + 1`` rows (default ``COUNT_CAP``) through the (state, id) indexes; a
-    state with more is reported as "more than ``cap``". On PostgreSQL the total
-    then comes from the planner's row estimate, which reads no rows.
+    With filters that have an index by state (agent, submitter, who may see what),
+    each state is counted up to ``cap + 1`` along its index: exact below the cap,
+    "more than ``cap``" past it. Other filters (text, tag, dates, workflow) have no
+    index by state: the newest ``cap + 1`` matches are counted by state instead,
+    exact when there are no more, else each count is a floor. On PostgreSQL a
+    total past the cap comes from the planner's row estimate, which reads no rows.
     """
     cap = COUNT_CAP if cap is None else cap
     base = filters.without_states().apply_all_but_state(executions).order_by()
     connection = connections[base.db]
-    parts, params = [], []
-    for state in S.values:
-        sql, state_params = base.filter(state=state).values("id")[: cap + 1].query.sql_with_params()
-        parts.append(f"(SELECT COUNT(*) FROM ({sql}) capped)")
-        params.extend(state_params)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(parts)}", params)
-        found = list(cursor.fetchone())
-    states = [
-        StateCount(state=state, label=label, count=min(n, cap), more=n > cap)
-        for (state, label), n in zip(S.choices, found, strict=True)
-    ]
+    if filters.by_state_index:
+        states = _counted_along_state_indexes(base, cap)
+    else:
+        states = _counted_among_newest(base, cap)
     chosen = [s for s in states if not filters.states or s.state in filters.states]
     more = any(s.more for s in chosen)
     estimate = None
@@ -169,3 +183,25 @@ def state_counts(executions: QuerySet[Execution], filters: ExecutionFilters, *, 
         plan = json.loads(chosen_rows.values("id").explain(format="json"))
         estimate = int(plan[0]["Plan"]["Plan Rows"]) if more else None
     return Counts(states=states, matching=sum(s.count for s in chosen), more=more, estimate=estimate)
+
+
+def _counted_along_state_indexes(base: QuerySet[Execution], cap: int) -> list[StateCount]:
+    parts, params = [], []
+    for state in S.values:
+        sql, state_params = base.filter(state=state).values("id")[: cap + 1].query.sql_with_params()
+        parts.append(f"(SELECT COUNT(*) FROM ({sql}) capped)")
+        params.extend(state_params)
+    with connections[base.db].cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(parts)}", params)
+        found = list(cursor.fetchone())
+    return [
+        StateCount(state=state, label=label, count=min(n, cap), more=n > cap)
+        for (state, label), n in zip(S.choices, found, strict=True)
+    ]
+
+
+def _counted_among_newest(base: QuerySet[Execution], cap: int) -> list[StateCount]:
+    newest = list(base.order_by("-id").values_list("state", flat=True)[: cap + 1])
+    more = len(newest) > cap
+    found = Counter(newest[:cap])
+    return [StateCount(state=state, label=label, count=found[state], more=more) for state, label in S.choices]

@@ -9,9 +9,10 @@ included. Neither database scans the table for it:
   and 0007) serve ``UPPER(text) LIKE UPPER('%words%')``.
 - SQLite: an FTS5 table ``execution_search`` with the ``trigram`` tokenizer, one
   row per execution (rowid = execution id) holding its task's text and its error,
-  kept by triggers (migration 0007). A phrase query of three or more characters
-  is a substring match over an index; shorter text has no trigram, and is a
-  ``LIKE`` over that table's rows (a scan, but of one narrow table).
+  kept by triggers (migration 0007). A phrase query is a substring match over an index.
+
+Both indexes are of trigrams: text shorter than three characters has none and
+would be a scan of every row, so a search needs at least ``MIN_CHARS``.
 
 On SQLite, JSON text stores characters outside ASCII as ``\\uXXXX`` escapes, so a
 search for "café" finds it in a name but not inside an input; PostgreSQL stores
@@ -22,7 +23,7 @@ from django.db import connections
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 
-TRIGRAM = 3
+MIN_CHARS = 3
 
 
 def _like_pattern(text: str) -> str:
@@ -36,11 +37,10 @@ def _fts_phrase(text: str) -> str:
 
 def text_matches(text: str, *, using: str = "default") -> Q:
     """A filter on executions: those whose task name, description, input or error contain ``text``."""
+    if len(text) < MIN_CHARS:
+        raise ValueError(f"Search for at least {MIN_CHARS} characters.")
     if connections[using].vendor == "sqlite":
-        if len(text) >= TRIGRAM:
-            found = RawSQL("SELECT rowid FROM execution_search WHERE execution_search MATCH %s", [_fts_phrase(text)])
-        else:
-            found = RawSQL("SELECT rowid FROM execution_search WHERE body LIKE %s ESCAPE '\\'", [_like_pattern(text)])
+        found = RawSQL("SELECT rowid FROM execution_search WHERE execution_search MATCH %s", [_fts_phrase(text)])
         return Q(id__in=found)
     pattern = _like_pattern(text)
     # One set of ids from both tables' indexes: an OR of the two tables' conditions would be

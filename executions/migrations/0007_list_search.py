@@ -6,7 +6,8 @@ both tables, and filled here from the rows already stored. PostgreSQL: trigram
 indexes for the input and the error beside 0006's name and description.
 
 Both: an index on (submitter, state, id) so that a plain user's per-state counts
-read only that user's rows in that state.
+read only that user's rows in that state, and one on the creation time, which
+turns the list's date range into an id range.
 """
 
 from django.db import migrations, models
@@ -83,5 +84,8 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name="execution",
             index=models.Index(fields=["submitted_by", "state", "-id"], name="execution_submitter_state"),
+        ),
+        migrations.AddIndex(
+            model_name="execution", index=models.Index(fields=["created_at"], name="execution_created")
         ),
     ]

@@ -176,6 +176,8 @@ def test_list_filters_by_workflow_submitter_and_text_in_input_and_error(api, ali
     assert ids(submitted_by="alice", q="ZEBRA") == [step.pk]
     assert ids(q="flamingo") == [failed.pk]
     assert get(api, "/executions", workflow=0).status_code == 422
+    short = get(api, "/executions", q="ze")  # no trigram to look up: it would read every row
+    assert short.status_code == 422 and "at least 3 characters" in short.content.decode()
 
 
 def test_a_user_sees_only_their_own_executions(api, demo_agents, django_user_model):
