@@ -69,10 +69,9 @@ def pages(visible) -> dict[str, str]:
         "submitted_by=": f"submitted_by={MEASURED_USER}",
         f"q={SEARCH_WORD} (1% of rows)": f"q={SEARCH_WORD}",
         "q=weekly (25%)": "q=weekly",
-        "q= one row": "q=ticket+777777",
         "q=zzzz (none)": "q=zzzz",
         "q= + state=FAILED": f"q={SEARCH_WORD}&state=FAILED",
-        "2-letter q=": "q=zq",
+        "2-letter q= (refused: filters nothing)": "q=zq",
     }
 
 
