@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce
 from executions.ids import ID_MAX
 from executions.models import Execution
 from executions.models import ExecutionState as S
-from executions.search import MIN_CHARS, text_matches
+from executions.search import MIN_CHARS, newest_matches, text_matches
 from executions.selectors import JSONListHolds
 
 PAGE_SIZE = 50
@@ -120,15 +120,28 @@ class Page:
 def execution_page(
     executions: QuerySet[Execution], filters: ExecutionFilters, *, before: int | None = None, size: int = PAGE_SIZE
 ) -> Page:
-    """One page of ``executions`` matching ``filters``, newest first, older than id ``before``."""
+    """One page of ``executions`` matching ``filters``, newest first, older than id ``before``.
+
+    A text search on SQLite reads a window of the newest matches (``search.newest_matches``);
+    when the other filters leave less than a page of it, the page is short and ``next_before``
+    goes on past the window.
+    """
     size = max(1, min(size, MAX_PAGE_SIZE))
+    window = newest_matches(filters.text, before=before, using=executions.db) if filters.text else None
+    if window is not None:
+        executions = executions.filter(id__in=window[0])
+        filters = replace(filters, text="")
     rows = filters.apply(executions).select_related("task", "agent", "submitted_by").order_by("-id")
     if before is not None:
         rows = rows.filter(id__lt=before)
     items = list(rows[: size + 1])
     more = len(items) > size
     items = items[:size]
-    return Page(items=items, next_before=items[-1].pk if more else None)
+    if more:
+        return Page(items=items, next_before=items[-1].pk)
+    if window is not None and window[1]:
+        return Page(items=items, next_before=window[0][-1])
+    return Page(items=items, next_before=None)
 
 
 @dataclass(frozen=True)
@@ -164,13 +177,20 @@ def state_counts(executions: QuerySet[Execution], filters: ExecutionFilters, *, 
     each state is counted up to ``cap + 1`` along its index: exact below the cap,
     "more than ``cap``" past it. Other filters (text, tag, dates, workflow) have no
     index by state: the newest ``cap + 1`` matches are counted by state instead,
-    exact when there are no more, else each count is a floor. On PostgreSQL a
+    exact when there are no more, else each count is a floor (on SQLite a text
+    search counts within its window of newest matches, ``search.newest_matches``). On PostgreSQL a
     total past the cap comes from the planner's row estimate, which reads no rows.
     """
     cap = COUNT_CAP if cap is None else cap
+    window = newest_matches(filters.text, before=None, using=executions.db) if filters.text else None
+    if window is not None:  # SQLite: counted among the newest matches
+        executions = executions.filter(id__in=window[0])
+        filters = replace(filters, text="")
     base = filters.without_states().apply_all_but_state(executions).order_by()
     connection = connections[base.db]
-    if filters.by_state_index:
+    if window is not None:
+        states = _counted_among_newest(base, cap, older=window[1])
+    elif filters.by_state_index:
         states = _counted_along_state_indexes(base, cap)
     else:
         states = _counted_among_newest(base, cap)
@@ -200,8 +220,8 @@ def _counted_along_state_indexes(base: QuerySet[Execution], cap: int) -> list[St
     ]
 
 
-def _counted_among_newest(base: QuerySet[Execution], cap: int) -> list[StateCount]:
+def _counted_among_newest(base: QuerySet[Execution], cap: int, *, older: bool = False) -> list[StateCount]:
     newest = list(base.order_by("-id").values_list("state", flat=True)[: cap + 1])
-    more = len(newest) > cap
+    more = len(newest) > cap or older
     found = Counter(newest[:cap])
     return [StateCount(state=state, label=label, count=found[state], more=more) for state, label in S.choices]

@@ -14,6 +14,10 @@ included. Neither database scans the table for it:
 Both indexes are of trigrams: text shorter than three characters has none and
 would be a scan of every row, so a search needs at least ``MIN_CHARS``.
 
+On SQLite a page reads the match set newest first in windows (``newest_matches``):
+building the whole set first cost 290 ms for a word in a quarter of 1,000,000
+rows, where the newest 2,000 matches come in about 3 ms.
+
 On SQLite, JSON text stores characters outside ASCII as ``\\uXXXX`` escapes, so a
 search for "café" finds it in a name but not inside an input; PostgreSQL stores
 ``jsonb`` and finds both.
@@ -53,3 +57,25 @@ def text_matches(text: str, *, using: str = "default") -> Q:
         [pattern] * 4,
     )
     return Q(id__in=found)
+
+
+# How many of the newest matches a page or a count reads at once on SQLite.
+SEARCH_WINDOW = 2_000
+
+
+def newest_matches(text: str, *, before: int | None, using: str = "default") -> tuple[list[int], bool] | None:
+    """On SQLite, the ids of the newest ``SEARCH_WINDOW`` executions matching ``text`` below id
+    ``before``, newest first, and whether older matches may follow; None elsewhere (PostgreSQL's
+    planner walks its trigram index and the executions together)."""
+    connection = connections[using]
+    if connection.vendor != "sqlite":
+        return None
+    text_matches(text, using=using)  # the same refusal of short text
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT rowid FROM execution_search WHERE execution_search MATCH %s AND rowid < %s"
+            " ORDER BY rowid DESC LIMIT %s",
+            [_fts_phrase(text), before if before is not None else 2**63 - 1, SEARCH_WINDOW + 1],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    return ids[:SEARCH_WINDOW], len(ids) > SEARCH_WINDOW

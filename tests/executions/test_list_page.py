@@ -74,9 +74,9 @@ def test_a_page_number_is_not_a_thing_the_cursor_is(logged_in, make_agent, monke
     assert f"older than #{ids[2]}" in html
 
 
-def test_the_list_page_query_count_does_not_grow_with_rows(logged_in, make_agent, django_assert_num_queries):
+def test_the_list_page_query_count_does_not_grow_with_rows(logged_in, alice, make_agent, django_assert_num_queries):
     agent = make_agent("echo")
-    submit(agent)
+    submit(agent, name="run first", tags=["x"], submitted_by=alice)
     logged_in.get(LIST)  # the session and permissions, read once
 
     def queries_for(params: dict) -> int:
@@ -90,7 +90,7 @@ def test_the_list_page_query_count_does_not_grow_with_rows(logged_in, make_agent
     filtered = {"q": "run", "state": "QUEUED", "agent": agent.name, "tag": "x", "submitted_by": "alice"}
     small = (queries_for({}), queries_for(filtered), queries_for({"before": 10**6}))
     for n in range(60):
-        execution = submit(agent, name=f"run {n}", tags=["x"], submitted_by=None)
+        execution = submit(agent, name=f"run {n}", tags=["x"], submitted_by=alice if n % 2 else None)
         if n % 3 == 0:
             force_state(execution, S.RUNNING)
             set_fields(execution, started_at=execution.created_at)
@@ -237,6 +237,25 @@ def test_a_search_under_three_characters_says_so_and_filters_nothing(logged_in, 
     html = logged_in.get(LIST, {"q": "ab"}).content.decode()
     assert shown_ids(html) == [execution.pk]
     assert "Ensure this value has at least 3 characters" in html
+
+
+def test_a_search_pages_through_every_match_past_its_windows(logged_in, make_agent, monkeypatch):
+    """SQLite reads the newest matches in windows: a page may be short, and Older goes on."""
+    monkeypatch.setattr("executions.search.SEARCH_WINDOW", 3)
+    monkeypatch.setattr("executions.list_page.PAGE_SIZE", 2)
+    echo, other = make_agent("echo"), make_agent("echo", name="other")
+    wanted = []
+    for n in range(9):
+        execution = submit(echo if n % 3 == 0 else other, name=f"needle {n}")
+        if n % 3 == 0:
+            wanted.append(execution.pk)
+    seen, url = [], f"{LIST}?q=needle&agent=echo"
+    while url:
+        html = logged_in.get(url).content.decode()
+        seen += shown_ids(html)
+        older = html.split('rel="next"')[0].rsplit('href="', 1)[-1].split('"')[0] if 'rel="next"' in html else ""
+        url = LIST + older.replace("&amp;", "&") if older else ""
+    assert seen == wanted[::-1]
 
 
 # Counts ------------------------------------------------------------------------------------
