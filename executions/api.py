@@ -1,9 +1,12 @@
 """The JSON API for tasks and executions (mounted by ``symphony.api``): thin adapters over
 ``services``, ``access`` and ``listing``, so the API can do exactly what the pages do."""
 
+from typing import Annotated
+
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Header, Path, Query, Router, Schema, Status
+from pydantic import AfterValidator
 
 from executions import access, services
 from executions.idempotency import KEY_MAX_CHARS, fingerprint, submit_once
@@ -21,6 +24,7 @@ from executions.schemas import (
     TaskIn,
     TaskOut,
 )
+from executions.search import MIN_CHARS
 from executions.selectors import execution_events_after
 from routing.models import AgentConfig
 
@@ -77,13 +81,27 @@ def execution_submit(
     return Status(201, ExecutionOut.of(execution))
 
 
+def _searchable(text: str) -> str:
+    if 0 < len(text) < MIN_CHARS:
+        raise ValueError(f"Search for at least {MIN_CHARS} characters.")
+    return text
+
+
+SearchText = Annotated[LookupText, AfterValidator(_searchable)]
+
+
 class ListFilters(Schema):
     state: list[ExecutionState] = []
     agent: LookupText = ""
     tag: LookupText = ""
     created_after: DateTime | None = None
     created_before: DateTime | None = None
-    q: LookupText = ""
+    q: SearchText = Field(
+        "",
+        description=f"Text ({MIN_CHARS} characters or more) in the task's name, description or input, or in the error.",
+    )
+    workflow: int | None = Field(None, ge=1, le=ID_MAX, description="A workflow run's id: the executions of its steps.")
+    submitted_by: LookupText = Field("", description="The username of whoever submitted it.")
     before: int | None = Field(None, ge=1, le=ID_MAX, description="The last id seen: older ones follow.")
     limit: int = Field(PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
 
@@ -99,6 +117,8 @@ def execution_list(request: HttpRequest, filters: Query[ListFilters]):
         created_after=filters.created_after,
         created_before=filters.created_before,
         text=filters.q,
+        workflow=filters.workflow,
+        submitted_by=filters.submitted_by,
     )
     page = execution_page(access.executions_visible_to(request.user), chosen, before=filters.before, size=filters.limit)
     following = None

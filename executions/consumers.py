@@ -32,8 +32,9 @@ from urllib.parse import parse_qs
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.http import QueryDict
 
-from executions import access, feeds, live, presenters, selectors
+from executions import access, feeds, list_page, live, presenters, selectors
 from executions.ids import ID_MAX
 from executions.models import ExecutionState
 from executions.renders import SharedRenders
@@ -178,20 +179,22 @@ def _detail_push(execution_id: int, after_id: int) -> tuple[str, int]:
 
 
 @database_sync_to_async
-def _list_push(user, state: str | None, shown: list[int] | None, changed: set[int]) -> tuple[list[str], list[int]]:
+def _list_push(user, params: QueryDict, shown: list[int] | None, changed: set[int]) -> tuple[list[str], list[int]]:
     """The list page's update: the changed rows, or the whole table body when the rows shown differ.
 
-    The pushed page always matches what a reload would show: when an execution
-    enters or leaves the (filtered) list, the body is re-rendered as a whole.
+    The pushed page always matches what a reload of the same URL (filters and
+    cursor) would show: when an execution enters or leaves the filtered page,
+    the body is re-rendered as a whole; one that does not match never shows.
     Table rows go in a message of their own: the browser parses a message as
     one fragment, and table parts after a ``<nav>`` would lose their tags.
     """
-    visible = access.executions_visible_to(user)
-    executions = selectors.execution_list(executions=visible, state=state)
+    context = {**list_page.list_context(user, params), "oob": True}
+    executions = context["executions"]
     ids = [execution.pk for execution in executions]
-    context = {"executions": executions, "state_filter": state or "", "oob": True}
-    counts = {**context, "state_counts": selectors.execution_state_counts(executions=visible)}
-    messages = [presenters.render_text("executions/list.html#state-filter", counts)]
+    messages = [
+        presenters.render_text("executions/list.html#list-summary", context)
+        + presenters.render_text("executions/list.html#execution-pager", context)
+    ]
     if ids != shown:
         messages.append(presenters.render_text("executions/list.html#execution-rows", context))
     else:
@@ -347,13 +350,14 @@ class RefusedConsumer(AsyncWebsocketConsumer):
 
 
 class ExecutionListConsumer(HtmlLiveConsumer):
-    """The executions list the user may see, optionally filtered with ``?state=``: rows and state counts."""
+    """The executions list the user may see, with the page's filters and cursor (its query string):
+    rows, state counts and paging links."""
 
     async def prepare(self) -> bool:
-        state = _query(self.scope, "state") or None
+        self.params = QueryDict(self.scope.get("query_string", b"").decode("latin-1"))
+        state = self.params.get("state") or None
         if state is not None and state not in ExecutionState.values:
             return False
-        self.state = state
         self.shown: list[int] | None = None
         self.changed: set[int] = set()
         self.live_groups = (live.ALL_EXECUTIONS_GROUP,)
@@ -381,5 +385,5 @@ class ExecutionListConsumer(HtmlLiveConsumer):
 
     async def render(self) -> list[str]:
         changed, self.changed = self.changed, set()
-        messages, self.shown = await _list_push(self.scope["user"], self.state, self.shown, changed)
+        messages, self.shown = await _list_push(self.scope["user"], self.params, self.shown, changed)
         return messages

@@ -133,6 +133,10 @@ class Execution(models.Model):
             models.Index(fields=["submitted_by", "-id"], name="execution_submitter"),
             # The rollup's bounded range reads (executions.rollup).
             models.Index(fields=["finished_at"], name="execution_finished"),
+            # A plain user's per-state counts on the list (listing.state_counts).
+            models.Index(fields=["submitted_by", "state", "-id"], name="execution_submitter_state"),
+            # The list's date range, turned into an id range (listing.ExecutionFilters).
+            models.Index(fields=["created_at"], name="execution_created"),
         ]
         permissions = [("operate_executions", "Can see and act on every user's tasks and executions")]
 

@@ -16,15 +16,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from executions import access, presenters, selectors, services
+from executions import access, list_page, presenters, selectors, services
 from executions.forms import ExecutionRerunForm, ExecutionSubmitForm
-from executions.models import Execution, ExecutionState
+from executions.models import Execution
 from executions.state import TransitionError
-
-
-def _state_filter(request: HttpRequest) -> str:
-    state = request.GET.get("state", "")
-    return state if state in ExecutionState.values else ""
 
 
 def _render(request: HttpRequest, template_name: str, context: dict, status: int = 200) -> HttpResponse:
@@ -32,19 +27,17 @@ def _render(request: HttpRequest, template_name: str, context: dict, status: int
 
 
 def _list_context(request: HttpRequest, form: ExecutionSubmitForm) -> dict:
-    state = _state_filter(request)
-    visible = access.executions_visible_to(request.user)
-    return {
-        "executions": selectors.execution_list(executions=visible, state=state or None),
-        "state_counts": selectors.execution_state_counts(executions=visible),
-        "state_filter": state,
-        "form": form,
-    }
+    context = list_page.list_context(request.user, request.GET)
+    return {**context, "form": form, "agent_names": list_page.agent_names()}
 
 
 @require_safe
 @login_required
 def execution_list(request: HttpRequest) -> HttpResponse:
+    """The filtered list; a filter or page change made with HTMX gets the results part only."""
+    if request.htmx and request.htmx.target == "execution-results":
+        context = list_page.list_context(request.user, request.GET)
+        return _render(request, "executions/list.html#execution-results", {**context, "swapped": True})
     return _render(request, "executions/list.html", _list_context(request, ExecutionSubmitForm()))
 
 

@@ -69,3 +69,9 @@ def run_history(*, run_id: int, limit: int = HISTORY_SHOWN) -> tuple[list[RunEve
     newest = list(events.select_related("actor").order_by("-id")[:limit])[::-1]
     omitted = events.filter(id__lt=newest[0].pk).count() if len(newest) == limit else 0
     return newest, omitted
+
+
+def run_execution_ids(run_id: int) -> QuerySet[StepRun]:
+    """The ids of every execution a run's steps submitted (superseded attempts included), as a subquery:
+    the executions list's ``workflow`` filter (registered in ``WorkflowsConfig.ready``)."""
+    return StepRun.objects.filter(run_id=run_id, execution__isnull=False).values("execution_id")

@@ -5,12 +5,14 @@ import json
 import threading
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test import Client
 
 from executions.models import Execution, ExecutionEvent, IdempotencyKey, Task
 from executions.models import ExecutionState as S
 from executions.services import execution_cancel, execution_submit
+from tests.conftest import make_operator
 from tests.executions.test_state import force_state
 
 PROBLEM = "application/problem+json"
@@ -152,6 +154,34 @@ def test_list_filters(api, alice, demo_agents):
     bad = get(api, "/executions", state="LOST")
     assert bad.status_code == 422 and bad["Content-Type"] == PROBLEM
     assert get(api, "/executions", limit=0).status_code == 422
+
+
+def test_list_filters_by_workflow_submitter_and_text_in_input_and_error(api, alice, demo_agents):
+    from workflows.services import workflow_create, workflow_task_submitted
+
+    make_operator(alice)
+    bob = User.objects.create_user("bob")
+    agent = demo_agents["text-stats"]
+    run = workflow_create(name="nightly", by=alice)
+    step = execution_submit(agent=agent, input_data={"text": "zebra"}, submitted_by=alice)
+    workflow_task_submitted(run=run, task=step.task, execution=step)
+    theirs = execution_submit(agent=agent, submitted_by=bob)
+    failed = execution_submit(agent=agent, submitted_by=alice)
+    force_state(failed, S.FAILED)
+    Execution.objects.filter(pk=failed.pk).update(error={"type": "AgentError", "message": "flamingo"})
+
+    def ids(**params):
+        response = get(api, "/executions", **params)
+        assert response.status_code == 200, response.content
+        return [item["id"] for item in response.json()["items"]]
+
+    assert ids(workflow=run.pk) == [step.pk]
+    assert ids(submitted_by="bob") == [theirs.pk]
+    assert ids(submitted_by="alice", q="ZEBRA") == [step.pk]
+    assert ids(q="flamingo") == [failed.pk]
+    assert get(api, "/executions", workflow=0).status_code == 422
+    short = get(api, "/executions", q="ze")  # no trigram to look up: it would read every row
+    assert short.status_code == 422 and "at least 3 characters" in short.content.decode()
 
 
 def test_a_user_sees_only_their_own_executions(api, demo_agents, django_user_model):

@@ -241,6 +241,53 @@ async def test_the_filtered_list_socket_follows_the_filter(execution, session):
     await communicator.disconnect()
 
 
+async def test_the_list_socket_inserts_only_executions_matching_the_pages_filters(execution, session, make_agent):
+    agent = await database_sync_to_async(make_agent)("echo", name="reports")
+    submit = database_sync_to_async(execution_submit)
+    matching = await submit(agent=agent, input_data={}, name="weekly report")
+    communicator = socket("/ws/ui/executions/?agent=reports&q=report", session)
+    assert (await communicator.connect())[0]
+    first = "".join(await receive_burst(communicator))
+    assert f'id="execution-{matching.pk}"' in first and f'id="execution-{execution.pk}"' not in first
+    assert '<span class="count">1</span> matching' in first
+
+    other_agent = await submit(agent=execution.agent, input_data={}, name="weekly report")
+    other_text = await submit(agent=agent, input_data={}, name="weekly digest")
+    update = "".join(await receive_burst(communicator))
+
+    assert 'id="execution-rows"' not in update  # the page's rows did not change
+    assert f"execution-{other_agent.pk}" not in update and f"execution-{other_text.pk}" not in update
+    assert '<span class="count">1</span> matching' in update
+
+    wanted = await submit(agent=agent, input_data={"note": "the report, again"}, name="again")
+    update = "".join(await receive_burst(communicator))
+
+    assert 'id="execution-rows"' in update and f'id="execution-{wanted.pk}"' in update
+    assert f"execution-{other_text.pk}" not in update
+    assert '<span class="count">2</span> matching' in update
+    await communicator.disconnect()
+
+
+async def test_an_older_page_socket_keeps_its_page(execution, session):
+    communicator = socket(f"/ws/ui/executions/?before={execution.pk + 1}", session)
+    assert (await communicator.connect())[0]
+    first = "".join(await receive_burst(communicator))
+    assert f'id="execution-{execution.pk}"' in first
+
+    newer = await database_sync_to_async(execution_submit)(agent=execution.agent, input_data={}, name="newer")
+    await cancel(execution.pk)
+    update = "".join(await receive_burst(communicator))
+
+    assert f"execution-{newer.pk}" not in update
+    assert f'<tr id="execution-{execution.pk}" class="state-cancelled" hx-swap-oob="true">' in update
+    await communicator.disconnect()
+
+
+async def test_a_list_socket_with_an_unknown_state_is_refused(session):
+    communicator = socket("/ws/ui/executions/?state=LOST", session)
+    assert not (await communicator.connect())[0]
+
+
 # Each user's own -------------------------------------------------------------------------------
 
 

@@ -106,10 +106,11 @@ def test_the_submit_form_offers_enabled_agents_and_auto(logged_in, make_agent):
     make_agent("echo", name="on-duty")
     make_agent("echo", name="off-duty", enabled=False)
 
-    html = logged_in.get(reverse("executions:list")).content.decode()
+    page = logged_in.get(reverse("executions:list")).content.decode()
+    html = page[page.index('id="submit-form"') :].split("</form>")[0]
 
     assert 'value="on-duty"' in html
-    assert "off-duty" not in html
+    assert "off-duty" not in html  # though the list's agent filter suggests it: its runs can be found
     assert "auto (let the router choose)" in html
 
 

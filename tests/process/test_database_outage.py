@@ -114,8 +114,10 @@ def test_a_long_outage_stops_every_agent_before_its_lease_can_pass(symphony, tmp
         time.sleep(LEASE / 2)  # and the outage lasts beyond every lease
 
     wait_until(
-        lambda: all(state in {"RUNNING", *FINISHED} for state in states(symphony, ids))
-        and len([s for s in runs(marks).values() if len(s) >= 2]) == COUNT,
+        lambda: (
+            all(state in {"RUNNING", *FINISHED} for state in states(symphony, ids))
+            and len([s for s in runs(marks).values() if len(s) >= 2]) == COUNT
+        ),
         timeout=120,
         what="every execution running again",
         interval=0.2,

@@ -21,6 +21,7 @@ COUNT = 300
 WORKERS = int(TIMERS["SYMPHONY_WORKERS"])
 SLOTS = 20
 
+
 class RedisServer:
     def __init__(self, workdir):
         self.port, self.workdir, self.proc = free_port(), workdir, None

@@ -67,7 +67,13 @@ async def test_hooks_run_around_the_call_and_a_raising_hook_loses_nothing(demo_a
 
     assert seen == [("pre", "hooked", "text-stats"), ("post", "COMPLETED")]
     assert record.status == "COMPLETED"
-    assert record.hook_errors == [{"hook": "pre", "name": "test_hooks_run_around_the_call_and_a_raising_hook_loses_nothing.<locals>.pre", "error": "RuntimeError: pre hook broke"}]  # noqa: E501
+    assert record.hook_errors == [
+        {
+            "hook": "pre",
+            "name": "test_hooks_run_around_the_call_and_a_raising_hook_loses_nothing.<locals>.pre",
+            "error": "RuntimeError: pre hook broke",
+        }
+    ]  # noqa: E501
     execution = await Execution.objects.aget(pk=record.execution_id)
     assert execution.metadata["context"] == {"tenant": "acme"} and execution.metadata["workflow_id"] == workflow.id
 
