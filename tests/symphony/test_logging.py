@@ -71,6 +71,7 @@ class NoBeats:
         pass
 
 
+@pytest.mark.django_db  # its rollup passes read the (empty) tables
 def test_an_idle_dispatcher_logs_only_its_start_and_stop(monkeypatch, caplog):
     stop = threading.Event()
     passes = []
