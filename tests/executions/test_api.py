@@ -165,8 +165,8 @@ def test_list_filters_by_workflow_submitter_and_text_in_input_and_error(api, ali
     run = workflow_create(name="nightly", by=alice)
     step = execution_submit(agent=agent, input_data={"text": "zebra"}, submitted_by=alice)
     workflow_task_submitted(run=run, task=step.task, execution=step)
-    theirs = execution_submit(agent=agent, submitted_by=bob)
-    failed = execution_submit(agent=agent, submitted_by=alice)
+    theirs = execution_submit(agent=agent, input_data={"text": "x"}, submitted_by=bob)
+    failed = execution_submit(agent=agent, input_data={"text": "x"}, submitted_by=alice)
     force_state(failed, S.FAILED)
     Execution.objects.filter(pk=failed.pk).update(error={"type": "AgentError", "message": "flamingo"})
 
