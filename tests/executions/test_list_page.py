@@ -209,6 +209,25 @@ def test_search_reads_the_input_and_the_error(logged_in, make_agent):
     assert ids("ValueError") == [failed.pk]
 
 
+def test_search_reads_the_first_searched_chars_of_a_long_input_and_error(logged_in, make_agent):
+    from executions.search import SEARCHED_CHARS
+
+    agent = make_agent("echo")
+    filler = "x" * SEARCHED_CHARS
+    early = submit(agent, name="a", input_data={"text": "pelican " + filler})
+    submit(agent, name="b", input_data={"text": filler + " albatross"})
+    failed = submit(agent, name="c")
+    force_state(failed, S.FAILED)
+    set_fields(failed, error={"message": "cormorant " + filler + " heron"})
+
+    def ids(text: str) -> list[int]:
+        return shown_ids(logged_in.get(LIST, {"q": text}).content.decode())
+
+    assert ids("pelican") == [early.pk]
+    assert ids("cormorant") == [failed.pk]
+    assert ids("albatross") == [] and ids("heron") == []  # past the indexed prefix
+
+
 def test_search_follows_a_task_edited_and_an_execution_deleted(logged_in, make_agent):
     agent = make_agent("echo")
     execution = submit(agent, name="draft")
