@@ -19,7 +19,7 @@ def add_executions(symphony, specs: list[tuple[str, str]]) -> list[int]:
         "from routing.models import AgentConfig\n"
         f"specs = {json.dumps(specs)}\n"
         "agents = {a.name: a for a in AgentConfig.objects.all()}\n"
-        "print(json.dumps([execution_submit(agent=agents[a], input_data={}, name=n).pk for a, n in specs]))\n"
+        "print(json.dumps([execution_submit(agent=agents[a], input_data={'text': n}, name=n).pk for a, n in specs]))\n"
     )
     result = symphony.manage("shell", "-c", code)
     return json.loads(result.stdout.strip().splitlines()[-1])

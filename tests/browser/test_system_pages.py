@@ -23,7 +23,7 @@ def test_the_overview_charts_change_live_as_runs_end(page, symphony):  # noqa: F
 
     for _ in range(3):
         symphony.submit("slow", {"seconds": 0.2, "steps": 1})
-    symphony.submit("slow", {"seconds": -1}, "--max-attempts", "1")  # refused by the agent: FAILED
+    symphony.submit("flaky", {"fail_attempts": 1}, "--max-attempts", "1")  # fails its only attempt: FAILED
 
     page.wait_for_function("document.querySelector('#ended-count').textContent === '4'", timeout=60_000)
     assert page.locator("svg#throughput-chart rect.completed").count() >= 1
