@@ -75,7 +75,8 @@ def pages(visible) -> dict[str, str]:
     }
 
 
-def page_figures(samples: int) -> tuple[list[dict], dict]:
+def page_figures(samples: int, which: set[str] | None = None, htmx: bool = True) -> tuple[list[dict], dict]:
+    """Each page of ``pages()`` (or those named in ``which``), whole and, ``htmx``, as the filter's swap."""
     from django.contrib.auth.models import User
 
     from executions.models import Execution
@@ -89,9 +90,11 @@ def page_figures(samples: int) -> tuple[list[dict], dict]:
         client = client_for(username)
         details[who] = {}
         for what, query in pages(visible).items():
+            if which is not None and what not in which:
+                continue
             url = f"/?{query}"
             for how, headers in (("page", {}), ("htmx swap", HTMX)):
-                if how == "htmx swap" and query not in ("", f"q={SEARCH_WORD}", "state=FAILED"):
+                if how == "htmx swap" and (not htmx or query not in ("", f"q={SEARCH_WORD}", "state=FAILED")):
                     continue
                 response = client.get(url, **headers)
                 if response.status_code != 200:
