@@ -7,8 +7,18 @@ beside it. PostgreSQL: a database ``symphony_bench_api_<rows>_<key>`` left on th
 server, kept once its comment says it was filled. The fill writes raw rows
 (SQLite: ``executemany`` with ``synchronous=OFF`` and the indexes built after;
 PostgreSQL: ``COPY`` with the foreign-key triggers off): users, agents, a task
-per execution with tags and a name, and executions in a realistic mix of states
-spread over a year.
+per execution with tags and a name, executions in a realistic mix of states
+spread over a year, and their events: about ten per execution (the submit, the
+state changes with their from/to states, progress, log and output rows with small
+JSON data, at times consistent with the execution's), one execution near the end
+given ``HEAVY_LOG_EVENTS`` log events. An execution's events have consecutive ids
+(a real store interleaves executions; nothing read here depends on it).
+
+SQLite's text search (migration 0008's FTS5 table) is kept by triggers; the fill
+drops them, inserts, puts them back and fills the table once with the
+migration's own ``INSERT .. SELECT``: the rows the triggers would have written.
+PostgreSQL: the indexes that back no constraint are dropped before the ``COPY``
+and built after it.
 """
 
 import hashlib
@@ -17,11 +27,12 @@ import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / ".data"
-FILL_VERSION = 1  # bump when the fill below changes what it writes
+FILL_VERSION = 2  # bump when the fill below changes what it writes
 USERS = 10  # plain users; each submits a tenth of the executions, but a twentieth are nobody's
 OPERATOR = "bench-operator"
 MEASURED_USER = "bench-user-3"
@@ -43,7 +54,8 @@ MEASURED_TAG = "tag-07"  # about 2% of tasks
 VERBS = ["Summarise", "Translate", "Classify", "Review", "Extract", "Compare", "Rewrite", "Score"]
 THINGS = ["report", "invoice", "ticket", "article", "contract", "email", "transcript", "changelog", "survey"]
 SEARCH_WORD = "quarterly"  # in about 1% of task names
-BATCH = 50_000
+BATCH = 20_000  # executions per write: about 200,000 event rows in memory at once
+HEAVY_LOG_EVENTS = 5_000  # log events of one recent COMPLETED execution (the execution page's worst case)
 FILLED = "filled by bench/api_list.py"
 
 
@@ -199,27 +211,101 @@ def row_layout(model) -> tuple[str, list[str], dict]:
     return model._meta.db_table, [field.column for field in fields], defaults
 
 
+EVENT_COLUMNS = ["id", "execution_id", "kind", "from_state", "to_state", "data", "actor_id", "created_at"]
+END_DATA = {
+    "COMPLETED": "{}",
+    "FAILED": '{"error": {"type": "AgentError", "message": "it failed"}}',
+    "CANCELLED": '{"reason": "cancelled"}',
+    "TIMED_OUT": '{"reason": "timed out", "timeout_seconds": 300.0}',
+    "PAUSED": '{"reason": "paused"}',
+}
+
+
+def events(execution: dict, by: str | None, rng: random.Random, log_events: int | None = None) -> list[tuple]:
+    """An execution's event rows (without id) as its run would have written them: about ten.
+
+    The submit; QUEUED → PREPARING → RUNNING; log and progress rows spread over the
+    run; the output of a COMPLETED one; the end (or the pause). A FAILED second
+    attempt has its retry (RUNNING → QUEUED) and second start half-way. ``actor`` is null.
+    """
+    pk, state, created = execution["id"], execution["state"], execution["created_at"]
+    submit = f'{{"reason": "submitted", "by": "{by}"}}' if by else '{"reason": "submitted"}'
+    rows = [(pk, "state", "", "PENDING" if state == "PENDING" else "QUEUED", submit, None, created)]
+    started = execution["started_at"]
+    if started is None:
+        return rows
+    rows.append((pk, "state", "QUEUED", "PREPARING", "{}", None, created + (started - created) / 2))
+    if state == "PREPARING":
+        return rows
+    rows.append((pk, "state", "PREPARING", "RUNNING", "{}", None, started))
+    finished = execution["finished_at"]
+    span = (finished or started + timedelta(seconds=1)) - started
+    logs = rng.randint(1, 7) if log_events is None else log_events
+    moves = rng.randint(1, 3)
+    run = []
+    for i in range(max(logs, moves)):
+        if i < logs:
+            run.append(("log", f'{{"lines": ["step {i}: read {(pk * 7 + i) % 500} rows"]}}'))
+        if i < moves:
+            done = 100 * (i + 1) / (moves if state == "COMPLETED" else moves + 1)
+            run.append(("progress", f'{{"percent": {done:.1f}, "step": "step {i}", "new_steps": null}}'))
+    retry_at = len(run) // 2 if execution["attempt"] > 1 else -1
+    for n, (kind, data) in enumerate(run):
+        at = started + span * ((n + 1) / (len(run) + 2))
+        if n == retry_at:
+            rows.append((pk, "state", "RUNNING", "QUEUED", '{"reason": "retry", "attempt": 2}', None, at))
+            rows.append((pk, "state", "QUEUED", "PREPARING", "{}", None, at))
+            rows.append((pk, "state", "PREPARING", "RUNNING", "{}", None, at))
+        rows.append((pk, kind, "", "", data, None, at))
+    if state == "COMPLETED":
+        text = f'{{"text": "The {pk % 97} findings, in short."}}'
+        rows.append((pk, "output", "", "", text, None, started + span * ((len(run) + 1) / (len(run) + 2))))
+    if state in END_DATA:
+        rows.append((pk, "state", "RUNNING", state, END_DATA[state], None, finished or started + span))
+    return rows
+
+
 def fill(rows: int) -> float:
+    from django.contrib.auth.models import User
     from django.db import connection, transaction
 
-    from executions.models import Execution, Task
+    from executions.models import Execution, ExecutionEvent, Task
 
     started = time.perf_counter()
     with transaction.atomic():
         users, agents = users_and_agents()
-    layouts = {model: row_layout(model) for model in (Task, Execution)}
+    names = dict(User.objects.filter(pk__in=users).values_list("pk", "username"))
+    models = (Task, Execution, ExecutionEvent)
+    layouts = {model: row_layout(model) for model in models}
+    assert layouts[ExecutionEvent][1] == EVENT_COLUMNS, layouts[ExecutionEvent][1]
     attnames = {model: [f.attname for f in model._meta.local_concrete_fields] for model in (Task, Execution)}
     writer = _SqliteWriter(layouts) if connection.vendor == "sqlite" else _PostgresWriter(layouts)
+    rng = random.Random(10)
+    event_id, heavy = 0, None
     with writer:
-        batch: dict = {Task: [], Execution: []}
+        batch: dict = {model: [] for model in models}
         for n, (task, execution) in enumerate(generate(rows, users, agents), start=1):
             for model, values in ((Task, task), (Execution, execution)):
                 defaults = layouts[model][2]
                 batch[model].append(tuple(values.get(name, defaults[name]) for name in attnames[model]))
+            many = (
+                heavy is None and n > rows - 100 and execution["state"] == "COMPLETED" and execution["submitted_by_id"]
+            )
+            heavy = n if many else heavy
+            for event in events(
+                execution, names.get(execution["submitted_by_id"]), rng, HEAVY_LOG_EVENTS if many else None
+            ):
+                event_id += 1
+                batch[ExecutionEvent].append((event_id, *event))
             if n % BATCH == 0 or n == rows:
                 writer.write(batch)
-                batch = {Task: [], Execution: []}
-                print(f"\r  filled {n:,} of {rows:,} ({time.perf_counter() - started:.0f} s)", end="", flush=True)
+                batch = {model: [] for model in models}
+                print(
+                    f"\r  filled {n:,} of {rows:,} executions, {event_id:,} events"
+                    f" ({time.perf_counter() - started:.0f} s)",
+                    end="",
+                    flush=True,
+                )
     print()
     return time.perf_counter() - started
 
@@ -236,7 +322,7 @@ class _SqliteWriter:
         connection.ensure_connection()
         self.db = connection.connection
         self.db.execute("PRAGMA synchronous=OFF")
-        self.indexes = []
+        self.indexes, self.triggers = [], []
         for table, _, _ in self.layouts.values():
             found = self.db.execute(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
@@ -245,6 +331,13 @@ class _SqliteWriter:
             self.indexes += found
             for name, _ in found:
                 self.db.execute(f'DROP INDEX "{name}"')
+            # The text search's triggers (migration 0008) would index each row as it comes: put back after.
+            found = self.db.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?", [table]
+            ).fetchall()
+            self.triggers += found
+            for name, _ in found:
+                self.db.execute(f'DROP TRIGGER "{name}"')
         self.db.execute("BEGIN")
         return self
 
@@ -263,6 +356,14 @@ class _SqliteWriter:
         print("\n  building indexes...", end="", flush=True)
         for _, sql in self.indexes:
             self.db.execute(sql)
+        for _, sql in self.triggers:
+            self.db.execute(sql)
+        if self.triggers:
+            print(" filling the text search...", end="", flush=True)
+            self.db.execute("BEGIN")
+            # Migration 0008's own statement filling the search from stored rows: the insert trigger's body.
+            self.db.execute(import_module("executions.migrations.0008_list_search").SQLITE_CREATE[-1])
+            self.db.execute("COMMIT")
         self.db.execute("PRAGMA synchronous=NORMAL")
 
 
@@ -284,6 +385,17 @@ class _PostgresWriter:
         self.db = connection.connection
         self.db.autocommit = False
         self.db.execute("SET session_replication_role = replica")
+        self.db.execute("SET maintenance_work_mem = '256MB'")
+        self.indexes = []
+        for table, _, _ in self.layouts.values():
+            found = self.db.execute(
+                "SELECT indexname, indexdef FROM pg_indexes i WHERE tablename = %s"
+                " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)",
+                [table],
+            ).fetchall()
+            self.indexes += found
+            for name, _ in found:
+                self.db.execute(f'DROP INDEX "{name}"')
         return self
 
     def write(self, batch: dict) -> None:
@@ -304,6 +416,10 @@ class _PostgresWriter:
                 f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), (SELECT max(id) FROM \"{table}\"))"
             )
         self.db.execute("SET session_replication_role = origin")
+        self.db.commit()
+        print("\n  building indexes...", end="", flush=True)
+        for _, sql in self.indexes:
+            self.db.execute(sql)
         self.db.commit()
         self.db.autocommit = True
         # VACUUM too: as autovacuum would soon after a bulk load, it sets the visibility map that

@@ -58,6 +58,9 @@ BENCHES = [
     Bench("dashboard-pages", "dashboard_pages.py", "overview, agents, workers, /metrics over 1,000,000 (sqlite)"),
     Bench("dashboard-pages-postgres", "dashboard_pages.py",
           "overview, agents, workers, /metrics over 1,000,000 (postgresql)", services=True),
+    Bench("dashboard-all", "dashboard_all.py", "every issue 10 page, 1,000,000 + 10,000,000 events (sqlite)"),
+    Bench("dashboard-all-postgres", "dashboard_all.py",
+          "every issue 10 page, 1,000,000 + 10,000,000 events (postgresql)", services=True),
 ]  # fmt: skip
 
 
