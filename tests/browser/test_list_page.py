@@ -80,7 +80,7 @@ def test_a_filter_and_a_search_narrow_the_table_live(page, symphony):  # noqa: F
     page.wait_for_function("() => document.querySelectorAll('#execution-rows tr[id]').length === 3")
 
     assert page.evaluate("window.__stillThisPage") is True
-    assert set(page.locator("#execution-rows td:nth-child(2)").all_inner_texts()) == {"weekly invoice"}
+    assert set(page.locator("#execution-rows td:nth-child(2) > a").all_inner_texts()) == {"weekly invoice"}
     assert set(page.locator("#execution-rows td:nth-child(3)").all_inner_texts()) == {"text-stats"}
     assert page.url.endswith("/?q=INVOICE&agent=text-stats")  # empty fields left out: a URL to share
     assert page.inner_text("#matching").startswith("3 matching")
