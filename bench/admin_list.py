@@ -13,7 +13,6 @@ in it, filtered to FAILED and to an agent, searched by id and by agent name, an
 execution's change page, and the task and event lists.
 """
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -21,27 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import kept_db, report  # noqa: E402
 from bench.api_list import p95, timed  # noqa: E402
-from bench.bench_db import AGENTS, configure, fill, mark_filled  # noqa: E402
+from bench.bench_db import AGENTS  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "admin-list.json"
 TARGET_MS = 100.0
 ADMIN = "bench-admin"
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="executions to fill (default 1,000,000)")
-    parser.add_argument("--samples", type=int, default=30, help="timed requests per figure (default 30)")
-    parser.add_argument("--quick", action="store_true", help="--rows 100000 --samples 20")
-    parser.add_argument("--database-url", default="", help="PostgreSQL server: the bench database is kept on it")
-    parser.add_argument("--fresh", action="store_true", help="fill again even if a filled database is kept")
-    parser.add_argument("--output", default=str(RESULTS), help="JSON results")
-    args = parser.parse_args()
-    if args.quick:
-        args.rows, args.samples = 100_000, 20
-    return args
 
 
 def figures(samples: int) -> tuple[list[dict], dict]:
@@ -83,18 +68,8 @@ def figures(samples: int) -> tuple[list[dict], dict]:
 
 
 def main() -> int:
-    args = parse_args()
-    engine, where, kept = configure(args)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
-    print(f"{engine}: {where}")
-    if not kept:
-        print(f"  filled in {fill(args.rows):.0f} s")
-        mark_filled(args, where)
+    args = kept_db.parse_args(__doc__.split("\n\n")[0], RESULTS, samples=30)
+    engine, where, _ = kept_db.open_kept(args)
     rows, details = figures(args.samples)
     report.print_rows(rows)
     config = {"engine": engine, "rows": args.rows, "samples": args.samples, "database": where}

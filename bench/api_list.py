@@ -19,7 +19,6 @@ called in process, both p50, and their ratio. The submitted rows are deleted at
 the end, so the kept database stays as filled.
 """
 
-import argparse
 import statistics
 import sys
 import time
@@ -28,37 +27,19 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import kept_db, report  # noqa: E402
 from bench.bench_db import (  # noqa: E402
     AGENTS,
     MEASURED_TAG,
     MEASURED_USER,
     OPERATOR,
     SEARCH_WORD,
-    configure,
-    fill,
-    mark_filled,
 )
 
 RESULTS = ROOT / "bench" / "results" / "api-list.json"
 TARGET_PAGE_MS = 100.0  # p95 of the first page and of a deep cursor page
 TARGET_SUBMIT_RATIO = 2.0  # API submit p50 / in-process submit p50
 BUDGET_SECONDS = 20.0  # per figure: a query that takes seconds is measured on fewer samples
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="executions to fill (default 1,000,000)")
-    parser.add_argument("--samples", type=int, default=50, help="timed requests per figure (default 50)")
-    parser.add_argument("--quick", action="store_true", help="--rows 100000 --samples 20")
-    parser.add_argument("--database-url", default="", help="PostgreSQL server: the bench database is kept on it")
-    parser.add_argument("--redis-url", default="", help="accepted for bench/suite.py; not used")
-    parser.add_argument("--fresh", action="store_true", help="fill again even if a filled database is kept")
-    parser.add_argument("--output", default=str(RESULTS), help="JSON results")
-    args = parser.parse_args()
-    if args.quick:
-        args.rows, args.samples = 100_000, 20
-    return args
 
 
 # Set-up ---------------------------------------------------------------------------------
@@ -221,22 +202,8 @@ def query_plans() -> dict:
 
 
 def main() -> int:
-    args = parse_args()
-    engine, where, kept = configure(args)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
-    print(f"{engine}: {where}")
-    fill_seconds = None
-    if kept:
-        print(f"  reusing the kept database ({args.rows:,} executions)")
-    else:
-        fill_seconds = fill(args.rows)
-        mark_filled(args, where)
-        print(f"  filled in {fill_seconds:.0f} s")
+    args = kept_db.parse_args(__doc__.split("\n\n")[0], RESULTS)
+    engine, where, fill_seconds = kept_db.open_kept(args)
     try:
         list_rows, list_details = list_figures(args.samples)
         submit_rows, submit_details = submit_figures(args.samples)

@@ -23,7 +23,6 @@ Each page's queries are also captured once (SQL and time, slowest first) with
 the plans of the execution page's; the load average is written beside the figures.
 """
 
-import argparse
 import os
 import statistics
 import sys
@@ -32,29 +31,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import dashboard_pages, list_page, report  # noqa: E402
+from bench import dashboard_pages, kept_db, list_page, report  # noqa: E402
 from bench.api_list import client_for, p95, timed  # noqa: E402
-from bench.bench_db import HEAVY_LOG_EVENTS, MEASURED_USER, OPERATOR, SEARCH_WORD, configure, fill, mark_filled  # noqa: E402
+from bench.bench_db import HEAVY_LOG_EVENTS, MEASURED_USER, OPERATOR, SEARCH_WORD  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dashboard-all.json"
 TARGET_MS = 100.0
 BUDGET_SECONDS = 120.0  # per figure: even a page of a second gets its samples
 LIST_PAGES = {"first page", "state=FAILED", "agent=", "deep page (before=)", f"q={SEARCH_WORD} (1% of rows)"}
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="executions to fill (default 1,000,000)")
-    parser.add_argument("--samples", type=int, default=50, help="timed requests per figure (default 50)")
-    parser.add_argument("--quick", action="store_true", help="--rows 100000 --samples 20")
-    parser.add_argument("--database-url", default="", help="PostgreSQL server: the bench database is kept on it")
-    parser.add_argument("--redis-url", default="", help="accepted for bench/suite.py; not used")
-    parser.add_argument("--fresh", action="store_true", help="fill again even if a filled database is kept")
-    parser.add_argument("--output", default=str(RESULTS), help="JSON results")
-    args = parser.parse_args()
-    if args.quick:
-        args.rows, args.samples = 100_000, 20
-    return args
 
 
 def measured_executions() -> dict[str, tuple[int, int]]:
@@ -145,22 +129,10 @@ def execution_plans(pk: int) -> dict:
 
 
 def main() -> int:
-    args = parse_args()
-    engine, where, kept = configure(args)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
-    print(f"{engine}: {where}")
+    args = kept_db.parse_args(__doc__.split("\n\n")[0], RESULTS)
+    engine, where, fill_seconds = kept_db.open_kept(args)
     rows = []
-    if kept:
-        print(f"  reusing the kept database ({args.rows:,} executions)")
-    else:
-        fill_seconds = fill(args.rows)
-        mark_filled(args, where)
-        print(f"  filled in {fill_seconds:.0f} s")
+    if fill_seconds is not None:
         rows.append(report.row(f"fill {args.rows:,} executions and their events ({engine})", fill_seconds, "s"))
     from executions.models import Execution, ExecutionEvent
 

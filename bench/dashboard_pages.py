@@ -14,7 +14,6 @@ the workers page has something to match. Each page is requested ``--samples``
 times after a warm-up, as the operator, with ``DJANGO_DEBUG=0``; p95 in ms.
 """
 
-import argparse
 import statistics
 import sys
 import time
@@ -23,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import kept_db, report  # noqa: E402
 from bench.api_list import client_for, p95, timed  # noqa: E402
-from bench.bench_db import OPERATOR, configure, fill, mark_filled  # noqa: E402
+from bench.bench_db import OPERATOR  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "dashboard-pages.json"
 TARGET_MS = 100.0
@@ -40,21 +39,6 @@ PAGES = {
     "workers": "/workers/",
     "/metrics": "/metrics",
 }
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="executions to fill (default 1,000,000)")
-    parser.add_argument("--samples", type=int, default=50, help="timed requests per page (default 50)")
-    parser.add_argument("--quick", action="store_true", help="--rows 100000 --samples 20")
-    parser.add_argument("--database-url", default="", help="PostgreSQL server: the bench database is kept on it")
-    parser.add_argument("--redis-url", default="", help="accepted for bench/suite.py; not used")
-    parser.add_argument("--fresh", action="store_true", help="fill again even if a filled database is kept")
-    parser.add_argument("--output", default=str(RESULTS), help="JSON results")
-    args = parser.parse_args()
-    if args.quick:
-        args.rows, args.samples = 100_000, 20
-    return args
 
 
 def pretend_worker() -> list[int]:
@@ -136,24 +120,12 @@ def query_plans() -> dict:
 
 
 def main() -> int:
-    args = parse_args()
-    engine, where, kept = configure(args)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
+    args = kept_db.parse_args(__doc__.split("\n\n")[0], RESULTS)
+    engine, where, fill_seconds = kept_db.open_kept(args)
     from executions.models import ExecutionEvent
 
-    call_command("migrate", "--noinput", verbosity=0)
-    print(f"{engine}: {where}")
     rows = []
-    if kept:
-        print(f"  reusing the kept database ({args.rows:,} executions)")
-    else:
-        fill_seconds = fill(args.rows)
-        mark_filled(args, where)
-        print(f"  filled in {fill_seconds:.0f} s")
+    if fill_seconds is not None:
         rows.append(report.row(f"fill {args.rows:,} executions ({engine})", fill_seconds, "s"))
     rows += catch_up()
     leased = pretend_worker()

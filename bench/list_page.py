@@ -15,7 +15,6 @@ changes. Then the websocket's push for a filtered page (what each live update
 renders), called directly. p95 targets: 100 ms for every page.
 """
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import report  # noqa: E402
+from bench import kept_db, report  # noqa: E402
 from bench.api_list import BUDGET_SECONDS, client_for, p95, timed  # noqa: E402
 from bench.bench_db import (  # noqa: E402
     AGENTS,
@@ -31,29 +30,11 @@ from bench.bench_db import (  # noqa: E402
     MEASURED_USER,
     OPERATOR,
     SEARCH_WORD,
-    configure,
-    fill,
-    mark_filled,
 )
 
 RESULTS = ROOT / "bench" / "results" / "list-page.json"
 TARGET_MS = 100.0
 HTMX = {"HTTP_HX_REQUEST": "true", "HTTP_HX_TARGET": "execution-results"}
-
-
-def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000, help="executions to fill (default 1,000,000)")
-    parser.add_argument("--samples", type=int, default=50, help="timed requests per figure (default 50)")
-    parser.add_argument("--quick", action="store_true", help="--rows 100000 --samples 20")
-    parser.add_argument("--database-url", default="", help="PostgreSQL server: the bench database is kept on it")
-    parser.add_argument("--redis-url", default="", help="accepted for bench/suite.py; not used")
-    parser.add_argument("--fresh", action="store_true", help="fill again even if a filled database is kept")
-    parser.add_argument("--output", default=str(RESULTS), help="JSON results")
-    args = parser.parse_args()
-    if args.quick:
-        args.rows, args.samples = 100_000, 20
-    return args
 
 
 def pages(visible) -> dict[str, str]:
@@ -156,22 +137,8 @@ def query_plans() -> dict:
 
 
 def main() -> int:
-    args = parse_args()
-    engine, where, kept = configure(args)
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", "--noinput", verbosity=0)
-    print(f"{engine}: {where}")
-    fill_seconds = None
-    if kept:
-        print(f"  reusing the kept database ({args.rows:,} executions)")
-    else:
-        fill_seconds = fill(args.rows)
-        mark_filled(args, where)
-        print(f"  filled in {fill_seconds:.0f} s")
+    args = kept_db.parse_args(__doc__.split("\n\n")[0], RESULTS)
+    engine, where, fill_seconds = kept_db.open_kept(args)
     rows, details = page_figures(args.samples)
     rows += push_figures(args.samples)
     if fill_seconds is not None:
