@@ -5,7 +5,7 @@ What the pages make of them is in ``presenters``.
 
 from collections.abc import Iterable
 
-from django.db.models import BooleanField, CharField, Count, Func, JSONField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import BooleanField, CharField, Func, JSONField, OuterRef, QuerySet, Subquery, Value
 from django.db.models.functions import Coalesce
 
 from executions.models import EventKind, Execution, ExecutionEvent, Task
@@ -18,25 +18,6 @@ LIST_LIMIT = 100
 PAGE_LOG_EVENTS = 300
 # Events carrying text for the log panel; "output" is streamed model output, appended inline.
 LOG_KINDS = (EventKind.LOG, EventKind.OUTPUT)
-
-
-def execution_list(
-    *, executions: QuerySet[Execution] | None = None, state: str | None = None, limit: int = LIST_LIMIT
-) -> list[Execution]:
-    """The newest of ``executions`` (default: all; pass ``access.executions_visible_to(user)``)."""
-    executions = Execution.objects.all() if executions is None else executions
-    executions = executions.select_related("task", "agent").order_by("-id")
-    if state:
-        executions = executions.filter(state=state)
-    return list(executions[:limit])
-
-
-def execution_state_counts(*, executions: QuerySet[Execution] | None = None) -> list[dict]:
-    """Every state in lifecycle order, with its label and how many of ``executions`` (default: all)
-    are in it (zero included)."""
-    executions = Execution.objects.all() if executions is None else executions
-    counts = dict(executions.order_by().values_list("state").annotate(n=Count("id")))
-    return [{"state": state, "label": label, "count": counts.get(state, 0)} for state, label in S.choices]
 
 
 def execution_get(*, execution_id: int) -> Execution | None:
