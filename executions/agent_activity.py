@@ -9,7 +9,7 @@ from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.state import ACTIVE, FINISHED
 from routing.decisions import AgentLoad, LatestRun, query_text
-from routing.models import AgentConfig
+from routing.models import AgentConfig, RoutingCorrection
 from routing.router import TaskRouter
 
 # Completed tasks per agent that content matching learns from (most recent first).
@@ -32,6 +32,8 @@ def agent_histories(agent_ids: list[int], limit: int = HISTORY_LIMIT) -> dict[in
     history: dict[int, list[str]] = {agent_id: [] for agent_id in agent_ids}
     rows = (
         Execution.objects.filter(agent_id__in=agent_ids, state=S.COMPLETED)
+        # A run an operator said should have gone elsewhere teaches its agent nothing.
+        .exclude(pk__in=RoutingCorrection.objects.filter(execution_id__isnull=False).values("execution_id"))
         .annotate(
             rank=Window(RowNumber(), partition_by=F("agent_id"), order_by=[F("finished_at").desc(), F("id").desc()])
         )

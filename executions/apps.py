@@ -17,4 +17,4 @@ class ExecutionsConfig(AppConfig):
 def _operators_group(sender, using="default", **kwargs) -> None:
     from executions.access import grant_to_operators
 
-    grant_to_operators([("executions", "operate_executions")])
+    grant_to_operators([("executions", "operate_executions"), ("routing", "add_routingcorrection")])

@@ -52,6 +52,9 @@ class AgentProfile:
     expertise: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
     history: tuple[str, ...] = ()
+    corrections: tuple[str, ...] = ()  # tasks operators said should have come here: examples
+    negatives: tuple[str, ...] = ()  # tasks operators said should not have: the semantic model's counter-examples
+    capabilities: tuple[str, ...] = ()  # one line per capability, "name: tag, tag" (the semantic model's)
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class _AgentIndex:
         self.expertise = _document_counts(profile.expertise)
         # The config name ("sql-analyst") is often the most telling label an operator gave.
         self.role = _document_counts([profile.role, profile.name])
-        self.examples = _document_counts(profile.examples)
+        self.examples = _document_counts(profile.examples + profile.corrections)
         # History is counted by word, without phrases: it is the bulk of the text and the weakest evidence.
         self.history = term_counts(tuple(profile.history))
         description = with_phrases([s for s, _ in analyse(profile.description)])
@@ -115,6 +118,10 @@ class RelevanceModel:
         self._average_description = sum(lengths) / len(lengths) if lengths else 0.0
         self._idf_cache: dict[str, float] = {}
         self._vocabulary: dict[str, frozenset[str]] | None = None
+
+    def threshold(self, key) -> float:
+        """The score an agent must reach to fit: one for all agents here."""
+        return self.min_score
 
     def rank(self, query: str) -> list[Relevance]:
         """Every agent with its score for ``query``, best first; ties keep the order the profiles were given in."""

@@ -21,6 +21,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from routing.corrections import corrections_for
 from routing.decisions import (
     NO_INPUT,
     AgentLoad,
@@ -33,7 +34,7 @@ from routing.decisions import (
 )
 from routing.input_schemas import input_problems
 from routing.models import AgentConfig
-from routing.strategies import ROTATING_FALLBACKS, STRATEGIES, fall_back, load_custom
+from routing.strategies import ROTATING_FALLBACKS, STRATEGIES, content_model, fall_back, load_custom
 
 LoadSource = Callable[[list[int]], dict[int, AgentLoad]]
 HistorySource = Callable[[list[int]], dict[int, list[str]]]
@@ -150,6 +151,7 @@ class TaskRouter:
             options = {"custom": self._custom()} if name == RoutingStrategy.CUSTOM else {}
             if name == RoutingStrategy.CONTENT_MATCH and ids:
                 options["history"] = self.history(ids)
+                options["corrections"] = corrections_for(ids)
             decision = STRATEGIES[name](request, candidates, **options)
             if fallback:
                 decision = fall_back(decision)
@@ -158,6 +160,12 @@ class TaskRouter:
             if decision.chosen is not None and not dry_run:
                 AgentConfig.objects.filter(pk=decision.chosen.pk).update(last_routed_at=timezone.now())
         return decision
+
+    def content_model(self):
+        """Content match's relevance model over the enabled agents, as ``decide`` builds it, and its fallback note."""
+        agents = list(AgentConfig.objects.filter(enabled=True).order_by("pk"))
+        ids = [agent.pk for agent in agents]
+        return content_model(agents, self.history(ids) if ids else {}, corrections_for(ids))
 
     def _custom(self) -> Callable | None:
         if self.custom is not None:

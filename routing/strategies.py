@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from django.utils.module_loading import import_string
 
 from routing.decisions import Candidate, RouteRequest, RoutingDecision, RoutingStrategy
-from routing.relevance import AgentProfile, RelevanceModel
+from routing.relevance import AgentProfile
+from routing.semantic import relevance_model
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
@@ -114,7 +115,19 @@ def route_by_capability(request: RouteRequest, candidates: Sequence[Candidate], 
 # Content match --------------------------------------------------------------------------------
 
 
-def agent_profile(agent, history: Sequence[str] = ()) -> AgentProfile:
+def capability_lines(capabilities) -> tuple[str, ...]:
+    """One line per capability, "name: tag, tag": how the semantic model reads an agent's capabilities."""
+    lines = []
+    for capability in capabilities or []:
+        if isinstance(capability, str):
+            lines.append(capability)
+        elif isinstance(capability, dict):
+            tags = ", ".join(str(tag) for tag in capability.get("expertise") or [])
+            lines.append(": ".join(part for part in (str(capability.get("name") or ""), tags) if part))
+    return tuple(line for line in lines if line.strip())
+
+
+def agent_profile(agent, history: Sequence[str] = (), corrections: tuple = ((), ())) -> AgentProfile:
     expertise = tuple(" ".join(tag) for tag in agent_tags(agent))
     return AgentProfile(
         key=agent.pk,
@@ -124,30 +137,69 @@ def agent_profile(agent, history: Sequence[str] = ()) -> AgentProfile:
         expertise=expertise,
         examples=tuple(str(example) for example in agent.example_tasks or []),
         history=tuple(history),
+        corrections=tuple(corrections[0]),
+        negatives=tuple(corrections[1]),
+        capabilities=capability_lines(agent.capabilities),
+    )
+
+
+def content_model(agents: Sequence, history: dict | None = None, corrections: dict | None = None):
+    """The relevance model over ``agents`` (``SYMPHONY_RELEVANCE``), and a note when it fell back to words."""
+    history, corrections = history or {}, corrections or {}
+    return relevance_model([agent_profile(a, history.get(a.pk, ()), corrections.get(a.pk, ((), ()))) for a in agents])
+
+
+def _relevance_note(relevance) -> str:
+    """Each candidate's evidence: its similarity and closest text (semantic), and the words it shares."""
+    words = f"shared terms: {', '.join(relevance.matched)}" if relevance.matched else "no shared terms"
+    if not hasattr(relevance, "similarity"):
+        return f"relevant terms: {', '.join(relevance.matched)}" if relevance.matched else "nothing in common"
+    nearest = relevance.nearest if len(relevance.nearest) <= 80 else relevance.nearest[:77] + "..."
+    return (
+        f"score {relevance.score:.2f} (threshold {relevance.threshold:.2f}): similarity {relevance.similarity:.2f}, "
+        f'closest to its {relevance.nearest_kind} "{nearest}"; {words}'
     )
 
 
 def route_by_content(
-    request: RouteRequest, candidates: Sequence[Candidate], *, history: dict | None = None, **_
+    request: RouteRequest,
+    candidates: Sequence[Candidate],
+    *,
+    history: dict | None = None,
+    corrections: dict | None = None,
+    **_,
 ) -> RoutingDecision:
-    """The query's relevance to each agent's role, description, expertise, examples and completed tasks."""
-    history = history or {}
+    """The query's relevance to each agent: by meaning and by words (``SYMPHONY_RELEVANCE``), refusing when none fits.
+
+    Agents are compared on role, description, expertise, examples, operators' corrections and
+    completed tasks. "Nothing fits" when the best agent's score is under its threshold.
+    """
     by_key = {candidate.agent.pk: candidate for candidate in candidates}
-    model = RelevanceModel([agent_profile(c.agent, history.get(c.agent.pk, ())) for c in candidates])
-    ranking = model.rank(request.text)
+    model, fallback_note = content_model([c.agent for c in candidates], history, corrections)
+    ranking = model.rank(request.text) if candidates else []
     for relevance in ranking:
         candidate = by_key[relevance.key]
         candidate.score = relevance.score
-        candidate.note = f"relevant terms: {', '.join(relevance.matched)}" if relevance.matched else "nothing in common"
-    best = model.best(request.text)
+        candidate.note = _relevance_note(relevance)
     ranked = sorted(candidates, key=lambda c: (-c.score, *_load_key(c)))
-    fitting = [c for c in ranked if best is not None and c.score >= model.min_score]
+    fits = bool(ranking) and ranking[0].score >= model.threshold(ranking[0].key)
+    fitting = [c for c in ranked if fits and c.score >= model.threshold(c.agent.pk)]
+    suffix = f" ({fallback_note})" if fallback_note else ""
+    nearest = ", ".join(f"{c.agent.name} {c.score:.2f}" for c in ranked[:3])
+
+    def why(chosen: Candidate) -> str:
+        runner_up = next((c for c in ranked if c is not chosen), None)
+        ahead = f"; next: {runner_up.agent.name} at {runner_up.score:.2f}" if runner_up else ""
+        return f"{chosen.agent.name} is the most relevant to the query ({chosen.note}){ahead}{suffix}"
+
     return _choose(
         RoutingStrategy.CONTENT_MATCH,
         ranked,
         fitting,
-        lambda c: f"{c.agent.name} is the most relevant to the query ({c.note})",
-        "nothing here fits: the query is unlike every agent's role, expertise and past tasks",
+        why,
+        "nothing here fits: the query is unlike every agent's role, expertise, examples and past tasks"
+        + (f"; nearest: {nearest}, each under its threshold" if ranked else "")
+        + suffix,
     )
 
 

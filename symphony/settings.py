@@ -290,6 +290,11 @@ SYMPHONY_API_RATE_PER_TOKEN = os.environ.get("SYMPHONY_API_RATE_PER_TOKEN", "600
 SYMPHONY_API_RATE_PER_USER = os.environ.get("SYMPHONY_API_RATE_PER_USER", "1200/m")
 SYMPHONY_ROUTING_STRATEGY = os.environ.get("SYMPHONY_ROUTING_STRATEGY", "content_match")
 SYMPHONY_CUSTOM_ROUTER = os.environ.get("SYMPHONY_CUSTOM_ROUTER", "")
+# Content match's relevance model: "semantic" (meaning, from the packaged MiniLM encoder, blended with
+# words) or "lexical" (shared words only). Semantic falls back to lexical when the model is not installed.
+SYMPHONY_RELEVANCE = os.environ.get("SYMPHONY_RELEVANCE", "semantic")
+# The score below which content match says "nothing here fits"; empty: the model's calibrated default.
+SYMPHONY_ROUTING_MIN_SCORE = env_float("SYMPHONY_ROUTING_MIN_SCORE", None)
 # Worker processes cannot reach an in-memory channel layer, so the web process
 # relays committed events from the database. A shared layer (Redis) needs no relay.
 SYMPHONY_EVENT_RELAY = env_bool("SYMPHONY_EVENT_RELAY", not REDIS_URL)

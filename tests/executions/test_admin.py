@@ -64,7 +64,7 @@ def test_retry_action_refuses_what_did_not_fail(admin_client, demo_agents):
 
 def test_submit_action_on_tasks_queues_them(admin_client, demo_agents):
     task = Task.objects.create(name="from admin", agent=demo_agents["text-stats"], input_data={"text": "Hi."})
-    no_agent = Task.objects.create(name="no agent")
+    no_agent = Task.objects.create(name="How do I fix a leaky faucet?")  # no agent, and none fits
     response = admin_client.post(
         reverse("admin:executions_task_changelist"),
         {"action": "submit_tasks", "_selected_action": [task.pk, no_agent.pk]},

@@ -82,3 +82,51 @@ def test_round_robin_is_fair_across_two_processes(symphony):
     counts = Counter(chosen)
     assert sorted(counts) == ["flaky", "slow", "text-stats"]
     assert set(counts.values()) == {2 * rounds // 3}, counts
+
+
+DECIDE_EACH_LINE = """
+import sys
+from routing.decisions import RouteRequest
+from executions.agent_activity import task_router
+router = task_router("content_match")
+for line in sys.stdin:
+    decision = router.decide(RouteRequest(query=line.strip()), dry_run=True)
+    print(decision.chosen.name if decision.chosen else "-", flush=True)
+"""
+
+CORRECT = """
+from routing.corrections import routing_correct
+from routing.models import AgentConfig
+routing_correct(query={query!r}, correct=AgentConfig.objects.get(name={right!r}),
+                chosen=AgentConfig.objects.get(name={wrong!r}))
+"""
+
+
+def test_a_correction_changes_the_next_decision_in_a_running_process(symphony):
+    """One process keeps routing (model loaded, vectors cached); another records a correction; the next
+    decision of the first follows it, with no restart and no cache to invalidate by hand."""
+    query = "How many words and sentences are in this paragraph?"
+    router = subprocess.Popen(
+        [PYTHON, "manage.py", "shell", "--no-imports", "-c", DECIDE_EACH_LINE],
+        cwd=ROOT,
+        env=symphony.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        router.stdin.write(query + "\n")
+        router.stdin.flush()
+        before = router.stdout.readline().strip()
+        assert before == "text-stats", router.stderr.read() if not before else before
+
+        symphony.manage("shell", "-c", CORRECT.format(query=query, right="slow", wrong=before))
+        router.stdin.write(query + "\n")
+        router.stdin.flush()
+        after = router.stdout.readline().strip()
+    finally:
+        router.stdin.close()
+        router.wait(timeout=60)
+
+    assert after == "slow"

@@ -193,11 +193,11 @@ def test_submitting_without_an_agent_routes_and_stores_the_decision(team):
 
 def test_a_task_nothing_fits_is_refused_and_nothing_is_written(team):
     with pytest.raises(SubmitError, match="No suitable agent: nothing here fits"):
-        execution_submit(input_data={"query": "Bake me a sourdough loaf"}, name="bread", strategy="content_match")
+        execution_submit(input_data={"query": "How do I fix a leaky faucet?"}, name="tap", strategy="content_match")
     assert not team["sql"].tasks.exists()
     from executions.models import Task
 
-    assert not Task.objects.filter(name="bread").exists()
+    assert not Task.objects.filter(name="tap").exists()
 
 
 def test_route_task_is_awaitable_as_in_the_seed(team):
@@ -258,10 +258,8 @@ def test_route_task_falls_back_to_round_robin_when_no_content_fits(team):
     assert chosen == [team["sql"].pk, team["translator"].pk, team["reviewer"].pk]
     decision = router.last_decision
     assert decision.fallback and decision.as_dict()["fallback"] is True
-    assert decision.reason == (
-        "nothing here fits: the query is unlike every agent's role, expertise and past tasks; "
-        "fell back to round robin: code-reviewer"
-    )
+    assert decision.reason.startswith("nothing here fits: the query is unlike every agent's role")
+    assert decision.reason.endswith("each under its threshold; fell back to round robin: code-reviewer")
 
 
 def test_route_task_takes_the_best_scoring_least_busy_agent_when_no_capability_matches(db):
