@@ -21,6 +21,7 @@ from executions.services import SubmitError, execution_cancel, execution_retry, 
 from executions.state import TransitionError
 from executions.stop_signals import on_stop_signal
 from executions.validation import clean_text
+from routing import evaluation
 from routing.decisions import NO_INPUT, RouteRequest, RoutingStrategy, query_text
 from routing.models import AgentConfig
 from routing.services import demo_agents_load
@@ -61,6 +62,13 @@ class Command(BaseCommand):
         route.add_argument(
             "--dry-run", action="store_true", help="Only show the decision (the default: route never runs anything)."
         )
+        route.add_argument(
+            "--evaluate",
+            metavar="FILE",
+            help="Score content match on a labelled file (JSON Lines, JSON array or CSV of task,agent; "
+            "agent null or empty: nothing should take it): accuracy, confusion, nothing-fits precision/recall.",
+        )
+        route.add_argument("--json", dest="as_json", action="store_true", help="With --evaluate: the report as JSON.")
         commands.add_parser("worker", help="Run a worker cluster; SIGTERM or Ctrl-C stops it gracefully.")
         commands.add_parser("dispatcher", help="Run the dispatcher loop (lease reaping, waking workers).")
         run = commands.add_parser("run", help="Run the Procfile (web, worker, dispatcher) until Ctrl-C.")
@@ -98,7 +106,10 @@ class Command(BaseCommand):
         if wait:
             self._follow(execution.pk)
 
-    def handle_route(self, *, input, query, tags, strategy, **_):
+    def handle_route(self, *, input, query, tags, strategy, evaluate, as_json, **_):
+        if evaluate:
+            self._evaluate(evaluate, as_json=as_json)
+            return
         data = NO_INPUT if query else _json_option(input)  # a query alone checks no input schema
         request = RouteRequest(query=query or query_text(data), tags=tuple(_tags(tags)), input=data)
         try:
@@ -108,6 +119,15 @@ class Command(BaseCommand):
         self.stdout.write(cli.decision_text(decision))
         if decision.chosen is None:
             raise SystemExit(1)
+
+    def _evaluate(self, path: str, *, as_json: bool) -> None:
+        try:
+            with open(path, encoding="utf-8") as labelled:
+                rows = evaluation.parse_labelled(labelled.read())
+        except (OSError, UnicodeDecodeError, evaluation.LabelledFileError) as exc:
+            raise CommandError(f"{path}: {exc}") from exc
+        report = evaluation.evaluate(rows, task_router())
+        self.stdout.write(json.dumps(report.as_dict(), indent=2) if as_json else evaluation.report_text(report))
 
     def handle_wait(self, *, execution_id, as_user, **_):
         self._get(execution_id, cli.acting_user(as_user))
