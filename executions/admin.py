@@ -20,6 +20,7 @@ from django.utils.safestring import mark_safe
 from executions import access, presenters
 from executions.admin_lists import BigTableAdmin
 from executions.models import Execution, ExecutionEvent, Task
+from executions.routing_corrections import correctable
 from executions.services import (
     SubmitError,
     execution_cancel,
@@ -113,7 +114,7 @@ class ExecutionAdmin(BigTableAdmin):
                            "priority", "timeout_seconds", "submitted_by", "rerun_of", "concurrency_group")}),
         ("Input and outcome", {"fields": ("input_json", "result_json", "error_json", "usage_json")}),
         ("Steps", {"fields": ("steps_json",), "classes": ("collapse",)}),
-        ("Routing", {"fields": ("routing_decision", "routing_json")}),
+        ("Routing", {"fields": ("routing_decision", "correct_routing", "routing_json")}),
         ("Metadata", {"fields": ("metadata_json",)}),
         ("Times and lease", {"fields": ("created_at", "queued_at", "not_before", "started_at", "finished_at",
                                         "updated_at", "lease_owner", "lease_expires_at")}),
@@ -143,6 +144,14 @@ class ExecutionAdmin(BigTableAdmin):
             return "The agent was named at submit; no routing."
         # The template engine escaped every value; the result is HTML.
         return mark_safe(presenters.render_text("executions/detail.html#routing-decision", {"routing": routing}))
+
+    @admin.display(description="correct routing")
+    def correct_routing(self, execution: Execution) -> str:
+        """To the execution page's form, which calls the same service as the API (it needs no second form here)."""
+        if not correctable(execution):
+            return "-"
+        url = reverse("executions:detail", args=[execution.pk]) + "#routing-correction"
+        return format_html('<a class="button" href="{}">Correct routing</a> on the execution page', url)
 
     def view_on_site(self, execution: Execution) -> str:
         return reverse("executions:detail", args=[execution.pk])

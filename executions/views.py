@@ -1,4 +1,4 @@
-"""The executions pages: list with submit form, detail, and the cancel/retry buttons.
+"""The executions pages: list with submit form, detail, the cancel/retry buttons and the routing correction.
 
 Each view loads what it needs through ``selectors`` (shaped by ``presenters``),
 narrowed by ``access`` to what the user may see (someone else's execution is a
@@ -12,14 +12,17 @@ from collections.abc import Callable
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from executions import access, list_page, presenters, selectors, services
+from executions import access, list_page, presenters, routing_corrections, selectors, services
 from executions.forms import ExecutionRerunForm, ExecutionSubmitForm
 from executions.models import Execution
 from executions.state import TransitionError
+from routing.models import AgentConfig
 
 
 def _render(request: HttpRequest, template_name: str, context: dict, status: int = 200) -> HttpResponse:
@@ -65,7 +68,18 @@ def _detail_context(request: HttpRequest, execution_id: int, **extra) -> dict:
     visible = access.executions_visible_to(request.user)
     reruns = selectors.execution_reruns(execution_id=execution_id, executions=visible)
     page["reruns"], page["reruns_more"] = reruns[: selectors.RERUNS_SHOWN], len(reruns) > selectors.RERUNS_SHOWN
-    return {**page, **extra}
+    return {**page, **_correction_context(request, page["execution"]), **extra}
+
+
+def _correction_context(request: HttpRequest, execution: Execution) -> dict:
+    """The routing correction panel: the corrections made so far and, for those who may, the form."""
+    if not routing_corrections.correctable(execution):
+        return {}
+    context = {"correctable": True, "corrections": routing_corrections.corrections_of(execution)}
+    if routing_corrections.may_correct(request.user):
+        others = AgentConfig.objects.filter(enabled=True).exclude(pk=execution.agent_id).order_by("name")
+        context["correct_to"] = list(others.values_list("name", flat=True))
+    return context
 
 
 @require_safe
@@ -140,3 +154,26 @@ def execution_cancel(request: HttpRequest, execution_id: int) -> HttpResponse:
 @login_required
 def execution_retry(request: HttpRequest, execution_id: int) -> HttpResponse:
     return _act(request, execution_id, services.execution_retry)
+
+
+@require_POST
+@login_required
+def execution_correct_routing(request: HttpRequest, execution_id: int) -> HttpResponse:
+    """Record "it should have gone to X" for the router, which uses it from the next task on."""
+    execution = access.execution_for(request.user, execution_id)
+    # Asked before the agent is read, as the API does: a run's owner who may not correct gets a 403 whatever she posts.
+    if not routing_corrections.may_correct(request.user):
+        raise PermissionDenied(f"Correcting the router needs the {routing_corrections.CORRECT_ROUTING} permission.")
+    name = request.POST.get("agent", "")
+    try:
+        agent = AgentConfig.objects.filter(enabled=True, name=name).first()
+        if agent is None:
+            raise ValidationError(f"There is no enabled agent named {name!r}: pick one from the list.")
+        routing_corrections.execution_correct_routing(
+            execution=execution, agent=agent, by=request.user, note=request.POST.get("note", "")
+        )
+    except ValidationError as exc:
+        context = _detail_context(request, execution_id, correction_error=" ".join(exc.messages))
+        return _render(request, "executions/detail.html", context, status=400)
+    messages.success(request, f"Noted: execution {execution.pk} should have gone to {agent.name}.")
+    return redirect(reverse("executions:detail", args=[execution.pk]) + "#routing-correction")

@@ -1,6 +1,11 @@
+from django import forms
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
-from routing.models import AgentConfig
+from routing.corrections import routing_correct
+from routing.models import AgentConfig, RoutingCorrection
 from routing.pretty_json import pretty_json_overrides
 
 
@@ -19,3 +24,70 @@ class AgentConfigAdmin(admin.ModelAdmin):
         ("What it is good at (routing)", {"fields": ("capabilities", "example_tasks", "last_routed_at")}),
         ("Record", {"fields": ("created_at", "updated_at")}),
     )
+
+
+class RoutingCorrectionForm(forms.ModelForm):
+    class Meta:
+        model = RoutingCorrection
+        fields = ("query", "chosen", "correct", "execution_id", "note")
+
+    def clean(self):
+        """Refused here, with the form shown again, for what ``routing_correct`` would refuse."""
+        data = super().clean()
+        if "query" in data and not (data["query"] or "").strip():
+            self.add_error("query", "A correction needs the task's query: there is nothing to learn from.")
+        chosen, correct = data.get("chosen"), data.get("correct")
+        if chosen is not None and correct is not None and chosen.pk == correct.pk:
+            self.add_error("correct", f"The task already went to {correct.name}; pick the agent it should have.")
+        return data
+
+
+@admin.register(RoutingCorrection)
+class RoutingCorrectionAdmin(admin.ModelAdmin):
+    """Operators' "this should have gone to X". A correction is added through ``routing_correct``
+    (which stores its query's vector for every router); afterwards only its note may change, since
+    the router has already learned from its query and agents."""
+
+    form = RoutingCorrectionForm
+    list_display = ("created_at", "query_shown", "chosen", "correct", "created_by", "execution_link")
+    list_filter = ("correct", "chosen", "created_at")
+    search_fields = ("query",)
+    autocomplete_fields = ("chosen", "correct")
+    list_select_related = ("chosen", "correct", "created_by")
+    date_hierarchy = "created_at"
+    LOCKED = ("query", "chosen", "correct", "execution_id", "created_by", "created_at")
+
+    @admin.display(description="query", ordering="query")
+    def query_shown(self, correction: RoutingCorrection) -> str:
+        return Truncator(correction.query).chars(80)
+
+    @admin.display(description="execution", ordering="execution_id")
+    def execution_link(self, correction: RoutingCorrection) -> str:
+        if correction.execution_id is None:
+            return "-"
+        url = reverse("executions:detail", args=[correction.execution_id])
+        return format_html('<a href="{}">#{}</a>', url, correction.execution_id)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("query", "chosen", "correct", "execution_id", "note")
+        return (*self.LOCKED, "note")
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.LOCKED
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        saved = routing_correct(
+            query=obj.query,
+            correct=obj.correct,
+            chosen=obj.chosen,
+            execution_id=obj.execution_id,
+            by=request.user,
+            note=obj.note,
+        )
+        # The admin logs and redirects to ``obj``: make it the row the service wrote.
+        obj.__dict__.update({f.attname: getattr(saved, f.attname) for f in saved._meta.concrete_fields})
+        obj._state.adding, obj._state.db = False, saved._state.db

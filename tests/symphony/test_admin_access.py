@@ -48,6 +48,7 @@ MODEL_PERMISSIONS = {
     "django_q.failure",
     "django_q.ormq",
     "routing.agentconfig",
+    "routing.routingcorrection",
     "symphony.apitoken",  # every user's tokens: for those who may audit and revoke them
     "workflows.workflowdefinition",
 }

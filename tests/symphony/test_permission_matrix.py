@@ -30,7 +30,7 @@ from executions.models import Execution, Task
 from executions.models import ExecutionState as S
 from executions.services import execution_submit
 from executions.state import transition
-from routing.models import AgentConfig
+from routing.models import AgentConfig, RoutingCorrection
 from symphony.asgi import application, websocket_urlpatterns
 from symphony.models import ApiToken
 from symphony.tokens import token_create
@@ -48,6 +48,7 @@ MANAGED = "managed"  # agents and definitions: those with the model permissions 
 PERSONAL = "personal"  # the owner's own things (API tokens): nobody else, operators included
 REFUSED = "refused"  # nobody (the websockets' catch-all)
 OPERATORS = "operators"  # the system pages (everyone's work): operators only, a 403 for anyone else signed in
+CORRECTS = "corrects"  # a routed run: found by its owner and operators, corrected by operators only (owner: 403)
 METRICS = "metrics"  # aggregates only: operators and staff (session or token); a 401 without credentials
 
 # Routes that another test covers, by path prefix.
@@ -62,6 +63,7 @@ class World:
     queued: Execution
     failed: Execution
     completed: Execution
+    routed: Execution  # the router chose its agent (echo): it may be corrected to echo-too
     waiting: WorkflowRun  # waiting for its approval step
     paused: WorkflowRun
     rejected: WorkflowRun  # ended FAILED: may be re-run
@@ -138,9 +140,14 @@ ROUTES: dict[str, Route] = {
     "executions:rerun": Route(
         OWNED, "POST", execution("completed"), data={"input": '{"edited": true}'}, ok=302, changes=count(Execution)
     ),
+    "executions:correct-routing": Route(
+        CORRECTS, "POST", execution("routed"), data={"agent": "echo-too"}, ok=302, changes=count(RoutingCorrection)
+    ),  # fmt: skip
     "executions:overview": Route(OPERATORS),
     "executions:agents": Route(OPERATORS),
+    "executions:agent": Route(OPERATORS, kwargs=lambda w: {"agent_id": AgentConfig.objects.get(name="echo").pk}),
     "executions:workers": Route(OPERATORS),
+    "executions:routing-evaluate": Route(OPERATORS),
     "executions:agent-enabled": Route(
         MANAGED,
         "POST",
@@ -205,6 +212,9 @@ ROUTES: dict[str, Route] = {
         MANAGED, "POST", lambda w: {"name": "off"}, changes=field_of(AgentConfig, "enabled", name="off")
     ),  # fmt: skip
     "api:routing_decide": Route(SIGNED_IN, "POST", data={"query": "echo this"}),  # a dry run: changes nothing
+    "api:execution_correct_routing": Route(
+        CORRECTS, "POST", execution("routed"), data={"agent": "echo-too"}, ok=201, changes=count(RoutingCorrection)
+    ),  # fmt: skip
     "api:health": Route(PUBLIC, ok=503),  # no worker or dispatcher runs in this test: 503 saying so
     "api:workflow_definition_list": Route(SIGNED_IN),
     "api:workflow_definition_get": Route(SIGNED_IN, kwargs=lambda w: {"name": "flow"}),
@@ -264,6 +274,8 @@ def expected(route: Route, interface: str, role: str) -> str:
     if route.access == MANAGED:
         return "403"
     if route.access == OPERATORS:
+        return "ok" if role == "operator" else "403"
+    if route.access == CORRECTS and role in ("owner", "operator"):
         return "ok" if role == "operator" else "403"
     if route.access == PERSONAL:
         return "ok" if role == "owner" else ("refused" if interface == "ws" else "404")
@@ -351,11 +363,15 @@ def world(django_user_model, make_agent) -> World:
         return execution_submit(agent=agent, input_data={"q": 1}, submitted_by=owner)
 
     rejected = workflow_run_start(definition="flow", by=owner)
+    # Routed while echo is the only enabled agent; echo-too comes after, to be the correction.
+    routed = execution_submit(input_data={"query": "echo this"}, submitted_by=owner, strategy="round_robin")
+    make_agent("echo", name="echo-too")
     return World(
         users=users,
         queued=submit(),
         failed=_ended(submit(), S.FAILED),
         completed=_ended(submit(), S.COMPLETED),
+        routed=routed,
         waiting=workflow_run_start(definition="flow", by=owner),
         paused=workflow_run_pause(run=workflow_run_start(definition="flow", by=owner), by=owner),
         rejected=workflow_step_reject(run=rejected, step_id="review", by=owner),
