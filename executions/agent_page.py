@@ -13,10 +13,9 @@ from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_safe
 
 from executions import access, presenters
-from executions.agent_activity import agent_histories
-from routing.corrections import CORRECTIONS_LIMIT, corrections_for
+from executions.agent_activity import agent_histories, task_router
+from routing.corrections import CORRECTIONS_LIMIT
 from routing.models import AgentConfig, RoutingCorrection
-from routing.strategies import content_model
 
 
 def capabilities_shown(capabilities) -> list[tuple[str, list[str]]]:
@@ -32,14 +31,14 @@ def capabilities_shown(capabilities) -> list[tuple[str, list[str]]]:
     return shown
 
 
-def agent_threshold(agent: AgentConfig, history: list[str]) -> tuple[float, str]:
+def agent_threshold(agent: AgentConfig) -> tuple[float, str]:
     """The score a task must reach for the router to give it to ``agent``, and the model's fallback note.
 
-    Built over this agent alone: an agent's threshold is calibrated on its own texts only
-    (``routing.semantic._Agent``), so it equals the router's over all enabled agents while
-    embedding a tenth of the texts.
+    Read off the model the router builds over every enabled agent: an agent's own threshold
+    depends on how its tasks compare with the other agents' (``routing.semantic``). A disabled
+    agent is in no decision; it is shown the global threshold.
     """
-    model, note = content_model([agent], {agent.pk: history}, corrections_for([agent.pk]))
+    model, note = task_router().content_model()
     return model.threshold(agent.pk), note
 
 
@@ -50,7 +49,7 @@ def agent_detail(request: HttpRequest, agent_id: int) -> HttpResponse:
         raise PermissionDenied("An agent's page shows everyone's tasks: it is for operators.")
     agent = get_object_or_404(AgentConfig, pk=agent_id)
     history = agent_histories([agent.pk])[agent.pk]
-    threshold, note = agent_threshold(agent, history)
+    threshold, note = agent_threshold(agent)
     corrections = RoutingCorrection.objects.select_related("chosen", "correct", "created_by")
     context = {
         "agent": agent,

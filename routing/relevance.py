@@ -18,8 +18,9 @@ History (queries of tasks an agent completed successfully) counts by how
 often the term occurs in those queries, on a log scale: a few successes
 shift an ambiguous query, hundreds do not drown the operator's own profile.
 
-Weights and the default threshold were set on the dev split of
-``bench/routing_accuracy.py``, which reports accuracy on a held-out test split.
+Weights and the default threshold were set on the dev split of the earlier
+13-agent set of ``bench/routing_accuracy.py``; on its current 24-agent set the
+semantic model (``routing.semantic``) is the default and this is the fallback.
 """
 
 import math

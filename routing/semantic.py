@@ -1,20 +1,23 @@
-"""Semantic relevance: how close in meaning a task is to each agent, blended with the lexical model.
+"""Semantic relevance: how close in meaning a task is to each agent (the lexical model beside it).
 
 Each agent is a set of texts embedded once (``routing.vectors``): its profile
-(role and description; its capabilities and tags), its example tasks, the tasks
-operators corrected to it, and the tasks it completed (history). A query's
-similarity to an agent is the cosine to its closest texts (a blend of the best
-and the mean of the best three, with history counted at a discount since users
-wrote it, not the operator); a correction away from an agent is a negative
-example that pulls its similarity down for tasks like it. The lexical model
-(``routing.relevance``) adds its evidence for shared distinctive words, squashed
-to 0..1, so a rare exact term ("pg_trgm") still counts.
+(role and description, each capability line, each tag), its example tasks, the
+tasks operators corrected to it, and the tasks it completed (history, counted
+at a discount since users wrote it, not the operator). A query's similarity to
+an agent blends its cosine to the agent's closest text with its cosine to the
+mean of all of them; a correction away from an agent is a negative example
+that pulls the agent's score down for tasks very like it. The lexical model
+(``routing.relevance``) is ranked beside it: its shared terms are shown in each
+candidate's note, and ``LEXICAL_WEIGHT`` of its squashed score is added (tuned
+to 0 on the dev data: any weight lowered accuracy there).
 
-"Nothing fits" is a threshold on that blended score. The global one was
-calibrated on the dev split of ``bench/routing_accuracy.py`` (the highest that
-kept 95% of in-scope tasks); an agent with enough examples, corrections and
-history gets its own, moved toward how close its own tasks are to one another
-(leave-one-out), so a narrow agent refuses more and a broad one less.
+"Nothing fits" is a threshold on the score. The global one was calibrated on
+the dev split of ``bench/routing_accuracy.py`` (the highest that kept 96% of
+in-scope tasks). An agent with enough examples, corrections and history gets
+its own: shifted by how much higher (a narrow agent) or lower (a broad one) its
+own tasks score against the rest of it, leave-one-out, than the typical agent's
+do, so the same threshold does not refuse a broad agent's tasks and let
+anything near a narrow one through.
 """
 
 import logging
@@ -34,11 +37,11 @@ HISTORY_DISCOUNT = 0.9  # a history text's cosine counts for this share of an op
 LEXICAL_WEIGHT = 0.0  # score = similarity + LEXICAL_WEIGHT * lexical / (1 + lexical)
 NEGATIVE_FLOOR = 0.55  # a query closer than this to a task corrected away from an agent ...
 NEGATIVE_WEIGHT = 1.0  # ... loses this much per unit of cosine above the floor
-DEFAULT_MIN_SCORE = 0.18  # dev split: the highest that kept 96% of in-scope queries
+DEFAULT_MIN_SCORE = 0.207  # dev split: the highest that kept 96% of in-scope queries (examples profiles)
 CALIBRATION_MIN_TEXTS = 8  # own examples + corrections + history before an agent gets its own threshold
 CALIBRATION_PRIOR = 8  # texts' worth of weight the global threshold keeps against the agent's own
-CALIBRATION_QUANTILE = 0.1  # the leave-one-out score a tenth of the agent's own tasks fall below ...
-CALIBRATION_FACTOR = 0.7  # ... times this is its own threshold (dev: 71% off-topic caught, 2.9% in-scope lost)
+CALIBRATION_QUANTILE = 0.5  # an agent's own score: the median leave-one-out score of its own tasks
+CALIBRATION_SHIFT = 0.5  # its threshold moves this share of how far its own score is from the typical agent's
 
 KIND_PROFILE, KIND_EXAMPLE, KIND_CORRECTION, KIND_HISTORY = "profile", "example", "correction", "history"
 
@@ -58,8 +61,8 @@ def profile_texts(profile: AgentProfile) -> list[tuple[str, str]]:
     head = ": ".join(part for part in (profile.role or profile.name, profile.description) if part)
     texts.append((KIND_PROFILE, head))
     texts += [(KIND_PROFILE, capability) for capability in profile.capabilities]
-    if profile.expertise and not profile.capabilities:
-        texts.append((KIND_PROFILE, f"{profile.role or profile.name}: {', '.join(profile.expertise)}"))
+    # Each tag on its own too: "alt text" pulls a short task toward its agent more than a long line does.
+    texts += [(KIND_PROFILE, tag) for tag in profile.expertise]
     texts += [(KIND_EXAMPLE, text) for text in profile.examples]
     texts += [(KIND_CORRECTION, text) for text in profile.corrections]
     texts += [(KIND_HISTORY, text) for text in profile.history]
@@ -73,9 +76,9 @@ def profile_texts(profile: AgentProfile) -> list[tuple[str, str]]:
 
 
 class _Agent:
-    __slots__ = ("profile", "kinds", "texts", "matrix", "weights", "centroid", "negatives", "threshold")
+    __slots__ = ("profile", "kinds", "texts", "matrix", "weights", "centroid", "negatives", "own_score", "own_count")
 
-    def __init__(self, profile: AgentProfile, min_score: float):
+    def __init__(self, profile: AgentProfile):
         import numpy as np
 
         self.profile = profile
@@ -87,7 +90,7 @@ class _Agent:
         self.centroid = _unit(self.matrix.mean(axis=0)) if self.texts else None
         negatives = [text for text in dict.fromkeys(profile.negatives) if text.strip()]
         self.negatives = vectors(negatives) if negatives else None
-        self.threshold = self._calibrated(min_score)
+        self.own_score, self.own_count = self._own_score()
 
     def similarity(self, query_vector) -> tuple[float, int]:
         """How close the query is to this agent (its closest text and its centroid), and that closest text."""
@@ -101,13 +104,14 @@ class _Agent:
             score -= NEGATIVE_WEIGHT * max(0.0, against - NEGATIVE_FLOOR)
         return score, nearest
 
-    def _calibrated(self, min_score: float) -> float:
-        """The global threshold, moved toward how close this agent's own tasks are to the rest of it."""
+    def _own_score(self) -> tuple[float | None, int]:
+        """How its own tasks score against the rest of it (leave-one-out, the low CALIBRATION_QUANTILE), and
+        how many there are; None when too few to say (examples, corrections and history count)."""
         import numpy as np
 
         own = [i for i, kind in enumerate(self.kinds) if kind != KIND_PROFILE]
         if len(own) < CALIBRATION_MIN_TEXTS:
-            return min_score
+            return None, len(own)
         cosines = (self.matrix[own] @ self.matrix.T) * self.weights
         total = self.matrix.sum(axis=0)
         scores = []
@@ -115,9 +119,7 @@ class _Agent:
             best = float(np.delete(cosines[row], index).max())
             centroid = _unit(total - self.matrix[index])
             scores.append(BEST_SHARE * best + (1 - BEST_SHARE) * float(centroid @ self.matrix[index]))
-        own_threshold = float(np.quantile(scores, CALIBRATION_QUANTILE)) * CALIBRATION_FACTOR
-        weight = len(own) / (len(own) + CALIBRATION_PRIOR)
-        return (1 - weight) * min_score + weight * own_threshold
+        return float(np.quantile(scores, CALIBRATION_QUANTILE)), len(own)
 
 
 def _unit(vector):
@@ -127,9 +129,28 @@ def _unit(vector):
 
 
 @lru_cache(maxsize=256)  # about 20 MB at most with 50 history texts an agent
-def _agent(profile: AgentProfile, min_score: float) -> _Agent:
-    """An agent's vectors, centroid and threshold, kept while its profile (history included) is unchanged."""
-    return _Agent(profile, min_score)
+def _agent(profile: AgentProfile) -> _Agent:
+    """An agent's vectors, centroid and own score, kept while its profile (history included) is unchanged."""
+    return _Agent(profile)
+
+
+def calibrated_thresholds(agents: Sequence[_Agent], min_score: float) -> list[float]:
+    """Each agent's "nothing fits" threshold: the global one, shifted for an agent with enough own tasks by
+    how much higher or lower they score against it than the typical agent's do against theirs."""
+    import statistics
+
+    known = [a.own_score for a in agents if a.own_score is not None]
+    if not known:
+        return [min_score] * len(agents)
+    typical = statistics.median(known)
+    thresholds = []
+    for agent in agents:
+        if agent.own_score is None:
+            thresholds.append(min_score)
+            continue
+        weight = agent.own_count / (agent.own_count + CALIBRATION_PRIOR)
+        thresholds.append(min_score + weight * CALIBRATION_SHIFT * (agent.own_score - typical))
+    return thresholds
 
 
 class SemanticRelevanceModel:
@@ -139,20 +160,22 @@ class SemanticRelevanceModel:
         self.min_score = min_score
         encoder()  # ModelUnavailable here, before anything is ranked, when the model cannot be loaded
         self.lexical = RelevanceModel(profiles)
-        self._agents = [_agent(profile, min_score) for profile in profiles]
+        self._agents = [_agent(profile) for profile in profiles]
+        self._thresholds = calibrated_thresholds(self._agents, min_score)
 
     def threshold(self, key) -> float:
-        return next((a.threshold for a in self._agents if a.profile.key == key), self.min_score)
+        pairs = zip(self._agents, self._thresholds, strict=True)
+        return next((threshold for agent, threshold in pairs if agent.profile.key == key), self.min_score)
 
     def rank(self, query: str) -> list[SemanticRelevance]:
         """Every agent with its score for ``query``, best first; ties keep the order the profiles were given in."""
         if not query.strip():  # no query: nothing to compare, so every agent scores 0 and nothing fits
-            return [SemanticRelevance(key=a.profile.key, score=0.0, matched=(), threshold=a.threshold)
-                    for a in self._agents]  # fmt: skip
+            return [SemanticRelevance(key=a.profile.key, score=0.0, matched=(), threshold=t)
+                    for a, t in zip(self._agents, self._thresholds, strict=True)]  # fmt: skip
         query_vector = vectors([query], store=False)[0]
         lexical = {r.key: r for r in self.lexical.rank(query)}
         scored = []
-        for position, agent in enumerate(self._agents):
+        for position, (agent, threshold) in enumerate(zip(self._agents, self._thresholds, strict=True)):
             similarity, nearest = agent.similarity(query_vector)
             words = lexical[agent.profile.key]
             score = similarity + LEXICAL_WEIGHT * words.score / (1.0 + words.score)
@@ -162,7 +185,7 @@ class SemanticRelevanceModel:
                 matched=words.matched,
                 similarity=similarity,
                 lexical=words.score,
-                threshold=agent.threshold,
+                threshold=threshold,
                 nearest=agent.texts[nearest] if nearest >= 0 else "",
                 nearest_kind=agent.kinds[nearest] if nearest >= 0 else "",
             )

@@ -193,15 +193,21 @@ def test_the_setting_chooses_the_lexical_model(team, settings):
     assert all("similarity" not in c.note for c in decision.candidates)
 
 
-def test_an_agent_with_enough_history_gets_its_own_threshold(team):
+def test_agents_with_enough_history_get_their_own_thresholds(db):
+    """A narrow agent (its tasks all alike) refuses more than the global threshold, a broad one less; an agent
+    with too little history keeps the global one."""
     from routing.relevance import AgentProfile
 
-    history = tuple(f"Translate the {word} page into Spanish" for word in "home about pricing blog help faq".split())
-    narrow = AgentProfile(
-        key="t", name="translator", role="Translator", examples=("Translate this paragraph into French",) * 1,
-        history=history + ("Put the release notes into German", "Render this menu in Italian"),
-    )  # fmt: skip
-    model = semantic.SemanticRelevanceModel([narrow], min_score=0.18)
+    narrow = AgentProfile(key="narrow", name="translator", role="Translator", history=tuple(
+        f"Translate the {page} page into Spanish" for page in "home about pricing blog help faq careers team".split()
+    ))  # fmt: skip
+    broad = AgentProfile(key="broad", name="assistant", role="Office assistant", history=(
+        "Book a meeting room for Tuesday", "Order more printer paper", "Draft a thank-you note to a client",
+        "Find the cheapest flight to Oslo", "Sum up yesterday's sales call", "Renew the parking permit",
+        "Check the Wi-Fi password for guests", "Plan the team lunch",
+    ))  # fmt: skip
+    newcomer = AgentProfile(key="new", name="sql-analyst", role="SQL analyst", examples=("Why is this join slow?",))
+    model = semantic.SemanticRelevanceModel([narrow, broad, newcomer], min_score=0.2)
 
-    assert model.threshold("t") != 0.18
-    assert semantic.SemanticRelevanceModel([AgentProfile(key="u", name="u")], min_score=0.18).threshold("u") == 0.18
+    assert model.threshold("narrow") > 0.2 > model.threshold("broad")
+    assert model.threshold("new") == 0.2
