@@ -1,6 +1,7 @@
 """Every write to tasks and executions goes through here: views, the API, the admin,
 the CLI, workers and the ServiceRegistry call these same functions."""
 
+from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
@@ -14,7 +15,9 @@ from executions.models import ConcurrencyGroup, EventKind, Execution, ExecutionE
 from executions.models import ExecutionState as S
 from executions.state import ACTIVE, WAITING, InvalidTransition, TransitionConflict, transition
 from executions.validation import SubmitError
+from routing.decisions import RouteRequest, RoutingStrategy
 from routing.models import AgentConfig
+from routing.router import strategy_for
 
 
 def task_create(
@@ -59,9 +62,18 @@ def _timeout_for(agent: AgentConfig, timeout: float | None) -> float:
     )
 
 
-def _route(task: Task, strategy: str | None) -> tuple[AgentConfig, dict]:
+def _routes_by_content(strategy: str | None, task: Task | None) -> bool:
     try:
-        decision = task_router().decide(task, strategy=strategy)
+        return strategy_for(strategy=strategy, task=task) == RoutingStrategy.CONTENT_MATCH
+    except ValueError:  # an unknown strategy: refused with its message when the task is routed
+        return False
+
+
+def _route(task: Task, strategy: str | None, *, named: bool = True) -> tuple[AgentConfig, dict]:
+    """The router's choice for ``task``; an unnamed task is matched without its placeholder name "task"."""
+    what = task if named else replace(RouteRequest.for_task(task), name="")
+    try:
+        decision = task_router().decide(what, strategy=strategy or task.routing_strategy or None)
     except ValueError as exc:  # an unknown strategy name
         raise SubmitError(str(exc)) from exc
     if decision.chosen is None:
@@ -106,8 +118,11 @@ def execution_submit(
     timeout = None if timeout is None else validation.clean_timeout(timeout)
     metadata = validation.clean_json_object(metadata, "metadata")
     state = S.PENDING if hold else S.QUEUED
+    if agent is None and getattr(task, "agent", None) is None and _routes_by_content(strategy, task):
+        task_router().prepare()  # the texts routing compares with, embedded outside the submit's transaction
     with transaction.atomic():
-        if task is None:
+        created = task is None
+        if created:
             task = task_create(
                 name=name or (f"{agent.name} task" if agent else "task"),
                 input_data=input_data,
@@ -118,7 +133,7 @@ def execution_submit(
             )
         routing = None
         if agent is None:
-            agent, routing = _route(task, strategy)
+            agent, routing = _route(task, strategy, named=bool(name) or not created)
         validation.clean_input_for(agent, task.input_data)  # a refusal rolls back the task made above
         now = timezone.now()
         execution = Execution.objects.create(

@@ -15,7 +15,6 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from executions import access, list_page, presenters, routing_corrections, selectors, services
@@ -176,4 +175,4 @@ def execution_correct_routing(request: HttpRequest, execution_id: int) -> HttpRe
         context = _detail_context(request, execution_id, correction_error=" ".join(exc.messages))
         return _render(request, "executions/detail.html", context, status=400)
     messages.success(request, f"Noted: execution {execution.pk} should have gone to {agent.name}.")
-    return redirect(reverse("executions:detail", args=[execution.pk]) + "#routing-correction")
+    return redirect("executions:detail", execution_id=execution.pk)  # the page top, where the message shows

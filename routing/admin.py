@@ -4,7 +4,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from routing.corrections import routing_correct
+from routing.corrections import correction_problems, routing_correct
 from routing.models import AgentConfig, RoutingCorrection
 from routing.pretty_json import pretty_json_overrides
 
@@ -29,16 +29,14 @@ class AgentConfigAdmin(admin.ModelAdmin):
 class RoutingCorrectionForm(forms.ModelForm):
     class Meta:
         model = RoutingCorrection
-        fields = ("query", "chosen", "correct", "execution_id", "note")
+        fields = ("query", "chosen", "correct", "note")
 
     def clean(self):
         """Refused here, with the form shown again, for what ``routing_correct`` would refuse."""
         data = super().clean()
-        if "query" in data and not (data["query"] or "").strip():
-            self.add_error("query", "A correction needs the task's query: there is nothing to learn from.")
-        chosen, correct = data.get("chosen"), data.get("correct")
-        if chosen is not None and correct is not None and chosen.pk == correct.pk:
-            self.add_error("correct", f"The task already went to {correct.name}; pick the agent it should have.")
+        if data.get("correct") is not None:
+            for field, message in correction_problems(data.get("query", ""), data["correct"], data.get("chosen")):
+                self.add_error(field, message)
         return data
 
 
@@ -69,8 +67,8 @@ class RoutingCorrectionAdmin(admin.ModelAdmin):
         return format_html('<a href="{}">#{}</a>', url, correction.execution_id)
 
     def get_fields(self, request, obj=None):
-        if obj is None:
-            return ("query", "chosen", "correct", "execution_id", "note")
+        if obj is None:  # a run is corrected from its own page, which knows its query and agent
+            return ("query", "chosen", "correct", "note")
         return (*self.LOCKED, "note")
 
     def get_readonly_fields(self, request, obj=None):
@@ -84,7 +82,6 @@ class RoutingCorrectionAdmin(admin.ModelAdmin):
             query=obj.query,
             correct=obj.correct,
             chosen=obj.chosen,
-            execution_id=obj.execution_id,
             by=request.user,
             note=obj.note,
         )

@@ -31,21 +31,37 @@ def routing_correct(
     ``ValidationError`` when it would teach nothing: no query, or ``correct`` is the agent chosen.
     """
     query = (query or "").strip()[:QUERY_LIMIT]
-    if not query:
-        raise ValidationError({"query": "A correction needs the task's query: there is nothing to learn from."})
-    if chosen is not None and chosen.pk == correct.pk:
-        raise ValidationError({"agent": f"The task already went to {correct.name}; pick the agent it should have."})
+    problems = correction_problems(query, correct, chosen)
+    if problems:
+        raise ValidationError({"agent" if field == "correct" else field: message for field, message in problems})
+    fields = {
+        "query": query,
+        "correct": correct,
+        "chosen": chosen,
+        "created_by": by if getattr(by, "is_authenticated", False) else None,
+        "note": (note or "")[:500],
+    }
     with transaction.atomic():
-        correction = RoutingCorrection.objects.create(
-            query=query,
-            correct=correct,
-            chosen=chosen,
-            execution_id=execution_id,
-            created_by=by if getattr(by, "is_authenticated", False) else None,
-            note=(note or "")[:500],
-        )
+        if execution_id is not None:
+            # One correction per run: saying it again, or naming another agent, replaces the last word.
+            correction, _ = RoutingCorrection.objects.update_or_create(execution_id=execution_id, defaults=fields)
+        else:
+            same = RoutingCorrection.objects.filter(query=query, correct=correct, chosen=chosen, execution_id=None)
+            correction = same.first() or RoutingCorrection.objects.create(**fields)
     _embed_now(query)
     return correction
+
+
+def correction_problems(query: str, correct: AgentConfig, chosen: AgentConfig | None) -> list[tuple[str, str]]:
+    """(field, message) for each reason a correction would teach nothing; the admin's form shows them too."""
+    problems = []
+    if not (query or "").strip():
+        problems.append(("query", "A correction needs the task's query: there is nothing to learn from."))
+    if chosen is not None and chosen.pk == correct.pk:
+        problems.append(("correct", f"The task already went to {correct.name}; pick the agent it should have."))
+    elif not correct.enabled:
+        problems.append(("correct", f"{correct.name} is disabled: the router would not send it anything."))
+    return problems
 
 
 def _embed_now(query: str) -> None:

@@ -100,7 +100,7 @@ class RoutingCorrection(models.Model):
     """
 
     query = models.TextField(help_text="The task's query, as the router matched it.")
-    execution_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    execution_id = models.BigIntegerField(null=True, blank=True)
     chosen = models.ForeignKey(
         AgentConfig,
         null=True,
@@ -123,7 +123,14 @@ class RoutingCorrection(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["execution_id"],
+                condition=models.Q(execution_id__isnull=False),
+                name="one_routing_correction_per_execution",
+            )
+        ]
 
     def __str__(self) -> str:
-        chosen = self.chosen.name if self.chosen_id else "nothing"
-        return f"{chosen} -> {self.correct.name}: {self.query[:60]}"
+        instead = f" (not {self.chosen.name})" if self.chosen_id else ""
+        return f"{self.query[:60]!r} goes to {self.correct.name}{instead}"

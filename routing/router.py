@@ -136,6 +136,8 @@ class TaskRouter:
         """
         request = task if isinstance(task, RouteRequest) else RouteRequest.for_task(task)
         name = strategy_for(strategy=strategy or self.strategy, task=None if isinstance(task, RouteRequest) else task)
+        if name == RoutingStrategy.CONTENT_MATCH:
+            self.prepare()
         with transaction.atomic():
             pool = AgentConfig.objects.filter(enabled=True).order_by("pk")
             if agents is not None:
@@ -160,6 +162,19 @@ class TaskRouter:
             if decision.chosen is not None and not dry_run:
                 AgentConfig.objects.filter(pk=decision.chosen.pk).update(last_routed_at=timezone.now())
         return decision
+
+    def prepare(self) -> None:
+        """Embed and store what content match will compare with, before any transaction is open.
+
+        Agent texts new since the last decision (a new profile, fresh history) are embedded
+        once and written to the shared table; done inside the routing transaction, that
+        write would hold SQLite's lock for the embedding's time or, on a read transaction,
+        fail with "database is locked". Inside a caller's transaction it does nothing: the
+        decision embeds what it needs itself (``routing.vectors`` never fails it for a write).
+        """
+        if transaction.get_connection().in_atomic_block:
+            return
+        self.content_model()
 
     def content_model(self):
         """Content match's relevance model over the enabled agents, as ``decide`` builds it, and its fallback note."""

@@ -7,7 +7,7 @@ at a discount since users wrote it, not the operator). A query's similarity to
 an agent blends its cosine to the agent's closest text with its cosine to the
 mean of all of them; a correction away from an agent is a negative example
 that pulls the agent's score down for tasks very like it. The lexical model
-(``routing.relevance``) is ranked beside it: its shared terms are shown in each
+(``routing.relevance``) is ranked beside it: its shared words are shown in each
 candidate's note, and ``LEXICAL_WEIGHT`` of its squashed score is added (tuned
 to 0 on the dev data: any weight lowered accuracy there).
 
@@ -27,6 +27,7 @@ from functools import lru_cache
 
 from routing.embeddings import ModelUnavailable, encoder
 from routing.relevance import AgentProfile, Relevance, RelevanceModel
+from routing.text import analyse
 from routing.vectors import vectors
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,7 @@ HISTORY_DISCOUNT = 0.9  # a history text's cosine counts for this share of an op
 LEXICAL_WEIGHT = 0.0  # score = similarity + LEXICAL_WEIGHT * lexical / (1 + lexical)
 NEGATIVE_FLOOR = 0.55  # a query closer than this to a task corrected away from an agent ...
 NEGATIVE_WEIGHT = 1.0  # ... loses this much per unit of cosine above the floor
-DEFAULT_MIN_SCORE = 0.207  # dev split: the highest that kept 96% of in-scope queries (examples profiles)
+DEFAULT_MIN_SCORE = 0.201  # dev split: the highest that kept 96% of in-scope queries (examples profiles)
 CALIBRATION_MIN_TEXTS = 8  # own examples + corrections + history before an agent gets its own threshold
 CALIBRATION_PRIOR = 8  # texts' worth of weight the global threshold keeps against the agent's own
 CALIBRATION_QUANTILE = 0.5  # an agent's own score: the median leave-one-out score of its own tasks
@@ -169,7 +170,7 @@ class SemanticRelevanceModel:
 
     def rank(self, query: str) -> list[SemanticRelevance]:
         """Every agent with its score for ``query``, best first; ties keep the order the profiles were given in."""
-        if not query.strip():  # no query: nothing to compare, so every agent scores 0 and nothing fits
+        if not any(analyse(query)):  # no query, or only filler words ("a", "please"): nothing fits
             return [SemanticRelevance(key=a.profile.key, score=0.0, matched=(), threshold=t)
                     for a, t in zip(self._agents, self._thresholds, strict=True)]  # fmt: skip
         query_vector = vectors([query], store=False)[0]
@@ -225,7 +226,7 @@ def relevance_model(profiles: Sequence[AgentProfile]) -> tuple["SemanticRelevanc
             if str(exc) not in _warned:
                 _warned.add(str(exc))
                 logger.warning("Semantic routing is off, content match uses words only: %s", exc)
-            note = "matched by words only: the semantic model is not installed"
+            note = "words only: the semantic model is not installed"
     else:
         note = ""
     if min_score is None:

@@ -151,13 +151,16 @@ def content_model(agents: Sequence, history: dict | None = None, corrections: di
 
 def _relevance_note(relevance) -> str:
     """Each candidate's evidence: its similarity and closest text (semantic), and the words it shares."""
-    words = f"shared terms: {', '.join(relevance.matched)}" if relevance.matched else "no shared terms"
     if not hasattr(relevance, "similarity"):
         return f"relevant terms: {', '.join(relevance.matched)}" if relevance.matched else "nothing in common"
+    if not relevance.nearest:
+        return f"score 0 (threshold {relevance.threshold:.2f}): the query has no words to compare"
+    words = [term for term in relevance.matched if " " not in term][:6]  # pairs repeat their words
+    shared = f"shared words: {', '.join(words)}" if words else "no shared words"
     nearest = relevance.nearest if len(relevance.nearest) <= 80 else relevance.nearest[:77] + "..."
     return (
         f"score {relevance.score:.2f} (threshold {relevance.threshold:.2f}): similarity {relevance.similarity:.2f}, "
-        f'closest to its {relevance.nearest_kind} "{nearest}"; {words}'
+        f'closest to its {relevance.nearest_kind} "{nearest}"; {shared}'
     )
 
 

@@ -8,12 +8,17 @@ correction or a new example saved by one process is found by every other.
 """
 
 import hashlib
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 
+from django.db import DatabaseError, transaction
+
 from routing.embeddings import MODEL_NAME, encoder
 from routing.models import TextVector
+
+logger = logging.getLogger(__name__)
 
 MEMORY_LIMIT = 50_000  # vectors kept per process: 384 float32 each, about 80 MB at the limit
 
@@ -52,6 +57,9 @@ class _Memory:
 
 
 memory = _Memory(MEMORY_LIMIT)
+_pending: dict[str, TextVector] = {}  # vectors the database refused, stored at the next chance
+_pending_lock = threading.Lock()
+PENDING_LIMIT = 10_000
 
 
 def vectors(texts: Sequence[str], *, store: bool = True):
@@ -79,8 +87,29 @@ def vectors(texts: Sequence[str], *, store: bool = True):
             memory.put(key, vector)
             rows.append(TextVector(model=MODEL_NAME, digest=key, vector=vector.astype("<f4").tobytes()))
         if store:
-            TextVector.objects.bulk_create(rows, ignore_conflicts=True)  # another process's same text: same row
+            _store(rows)
     out = np.empty((len(texts), model.dimensions), dtype=np.float32)
     for row, key in enumerate(keys):
         out[row] = found[key]
     return out
+
+
+def _store(rows: list[TextVector]) -> None:
+    """Keep new vectors for every process; when the database will not take them now, try again next call.
+
+    Routing runs inside the caller's transaction. On SQLite a transaction that has only
+    read cannot start writing while another process writes ("database is locked" at once,
+    whatever the busy timeout), and a routing decision must not fail over a cache: the
+    write is tried in a savepoint, and on failure the rows wait in ``_pending`` (their
+    vectors are in memory meanwhile) for this process's next storing call.
+    """
+    with _pending_lock:
+        rows = [*_pending.values(), *rows]
+        _pending.clear()
+    try:
+        with transaction.atomic():
+            TextVector.objects.bulk_create(rows, ignore_conflicts=True)  # another process's same text: same row
+    except DatabaseError as exc:
+        with _pending_lock:
+            _pending.update({row.digest: row for row in rows[-PENDING_LIMIT:]})
+        logger.warning("%d text vectors not stored this time, kept for the next try: %s", len(rows), exc)

@@ -39,7 +39,7 @@ def test_the_agents_page_shows_a_run_start_live(page, symphony):  # noqa: F811
     log_in(page)
     page.goto("/agents/")
     stay(page)
-    running = page.locator("tr:has(strong:text-is('slow')) td.running")
+    running = page.locator("tr:has(strong a:text-is('slow')) td.running")
     assert running.inner_text() == "0"
 
     symphony.submit("slow", {"seconds": 60, "steps": 3})

@@ -18,21 +18,11 @@ from routing.evaluation import evaluate, parse_labelled
 from routing.models import AgentConfig, RoutingCorrection, TextVector
 from routing.vectors import digest
 from tests.conftest import make_operator
+from tests.routing.test_router import agent
 
 pytestmark = pytest.mark.django_db
 
 SQL_QUERY = "My Postgres query on the orders table takes a minute; can you make it faster?"
-
-
-def agent(name, *, expertise, role, description, examples) -> AgentConfig:
-    return AgentConfig.objects.create(
-        name=name,
-        role=role,
-        description=description,
-        capabilities=[{"name": name, "expertise": expertise}],
-        example_tasks=examples,
-        settings={"path": "tests.agents.echo"},
-    )
 
 
 @pytest.fixture
@@ -83,7 +73,7 @@ def test_an_operator_corrects_a_run_and_the_router_routes_the_same_query_elsewhe
     response = correct(client, routed, "translator", note="wanted a French version")
 
     assert response.status_code == 302
-    assert response["Location"].endswith(f"/executions/{routed.pk}/#routing-correction")
+    assert response["Location"].endswith(f"/executions/{routed.pk}/")
     correction = RoutingCorrection.objects.get()
     sql, translator = team["sql"], team["translator"]
     assert (correction.execution_id, correction.chosen, correction.correct) == (routed.pk, sql, translator)

@@ -130,3 +130,29 @@ def test_a_correction_changes_the_next_decision_in_a_running_process(symphony):
         router.wait(timeout=60)
 
     assert after == "slow"
+
+
+def test_routing_in_several_processes_at_once_on_a_fresh_install_never_fails(symphony):
+    """The first decisions embed and store every agent text; done by four processes at once they must all
+    answer (on SQLite a write inside the routing transaction used to fail with "database is locked")."""
+    command = [PYTHON, "manage.py", "symphony", "route", "--query"]
+    procs = [
+        subprocess.Popen(
+            [*command, f"How readable is paragraph {n}?"],
+            cwd=ROOT,
+            env=symphony.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(4)
+    ]
+    outcomes = [(proc.wait(timeout=180), *proc.communicate()) for proc in procs]
+
+    for code, out, err in outcomes:
+        assert code == 0, err
+        assert "\nchosen: text-stats:" in out, out
+    stored = symphony.manage(
+        "shell", "--no-imports", "-c", "from routing.models import TextVector; print(TextVector.objects.count())"
+    )
+    assert int(stored.stdout.strip()) > 0

@@ -114,7 +114,7 @@ def test_a_paraphrase_with_no_shared_word_reaches_the_translator(team):
 
     assert decision.chosen == team["translator"]
     note = next(c.note for c in decision.candidates if c.agent == team["translator"])
-    assert "similarity" in note and "no shared terms" in note
+    assert "similarity" in note and "no shared words" in note
     assert "translator is the most relevant" in decision.reason and "next: " in decision.reason
 
 
@@ -181,7 +181,7 @@ def test_the_lexical_model_is_the_fallback_when_the_model_is_not_installed(team,
     decision = decide("Please translate this into French")
 
     assert decision.chosen == team["translator"]
-    assert "matched by words only: the semantic model is not installed" in decision.reason
+    assert "(words only: the semantic model is not installed)" in decision.reason
 
 
 def test_the_setting_chooses_the_lexical_model(team, settings):
@@ -211,3 +211,25 @@ def test_agents_with_enough_history_get_their_own_thresholds(db):
 
     assert model.threshold("narrow") > 0.2 > model.threshold("broad")
     assert model.threshold("new") == 0.2
+
+
+def test_a_task_with_no_words_to_compare_is_refused_not_guessed(team, alice):
+    from executions.services import SubmitError, execution_submit
+
+    for query in ("", "a", "please help"):
+        decision = decide(query)
+        assert decision.chosen is None, query
+        assert "no words to compare" in decision.candidates[0].note
+    with pytest.raises(SubmitError, match="No suitable agent"):
+        execution_submit(input_data={}, submitted_by=alice)  # named "task" by default: a placeholder, not a query
+
+
+def test_a_submit_is_routed_as_its_dry_run_is(team, alice):
+    from executions.services import execution_submit
+
+    query = "Boil down these meeting notes"
+    dry = decide(query)
+    execution = execution_submit(input_data={"query": query}, submitted_by=alice, strategy="content_match")
+
+    assert execution.agent == dry.chosen
+    assert execution.routing["candidates"][0]["score"] == round(dry.candidates[0].score, 4)
