@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from routing.corrections import corrections_for
@@ -174,7 +174,10 @@ class TaskRouter:
         """
         if transaction.get_connection().in_atomic_block:
             return
-        self.content_model()
+        try:
+            self.content_model()
+        except DatabaseError:  # only a head start: the decision itself reads (and reports) the database
+            return
 
     def content_model(self):
         """Content match's relevance model over the enabled agents, as ``decide`` builds it, and its fallback note."""
