@@ -106,8 +106,8 @@ class _Agent:
         return score, nearest
 
     def _own_score(self) -> tuple[float | None, int]:
-        """How its own tasks score against the rest of it (leave-one-out, the low CALIBRATION_QUANTILE), and
-        how many there are; None when too few to say (examples, corrections and history count)."""
+        """How its own tasks score against the rest of it (leave-one-out, at CALIBRATION_QUANTILE), and how
+        many there are; None when too few to say (examples, corrections and history count)."""
         import numpy as np
 
         own = [i for i, kind in enumerate(self.kinds) if kind != KIND_PROFILE]
