@@ -17,6 +17,7 @@ from executions.agent_activity import task_router
 from routing.evaluation import NOTHING, LabelledFileError, Report, evaluate, parse_labelled
 
 MAX_BYTES = 2 * 1024 * 1024
+MAX_ROWS = 1000  # a page answers within about 20 s; the CLI takes up to routing.evaluation.MAX_ROWS
 
 
 class LabelledFileForm(forms.Form):
@@ -41,6 +42,11 @@ class LabelledFileForm(forms.Form):
             data["rows"] = parse_labelled(text)
         except LabelledFileError as exc:
             raise forms.ValidationError(str(exc)) from None
+        if len(data["rows"]) > MAX_ROWS:
+            raise forms.ValidationError(
+                f"The file holds {len(data['rows'])} tasks; this page takes {MAX_ROWS} (each is embedded, "
+                "10-20 ms): run `manage.py symphony route --evaluate FILE` for more."
+            )
         return data
 
 

@@ -274,3 +274,15 @@ def test_the_evaluation_page_is_for_operators(client, alice, team):
 
     assert client.get(reverse("executions:routing-evaluate")).status_code == 403
     assert client.post(reverse("executions:routing-evaluate"), {"text": LABELLED}).status_code == 403
+
+
+def test_the_evaluation_page_sends_a_big_file_to_the_command_line(client, operator, team):
+    from executions.evaluation_page import MAX_ROWS
+
+    text = "\n".join(json.dumps({"task": f"Translate line {n} into French", "agent": "translator"})
+                     for n in range(MAX_ROWS + 1))  # fmt: skip
+
+    response = client.post(reverse("executions:routing-evaluate"), {"text": text})
+
+    assert response.status_code == 400
+    assert "symphony route --evaluate FILE" in response.content.decode()
