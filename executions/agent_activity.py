@@ -1,6 +1,8 @@
 """What the router needs to know from the executions layer: how busy each agent
-is, which tasks it has completed, and how a task's latest execution went; and a
-router wired to all three."""
+is, which tasks it has completed, and how a task's latest execution went; a
+router wired to all three, and how a submit asks it for an agent."""
+
+from dataclasses import replace
 
 from django.db.models import Count, F, Q, Window
 from django.db.models.functions import RowNumber
@@ -8,9 +10,10 @@ from django.db.models.functions import RowNumber
 from executions.models import Execution
 from executions.models import ExecutionState as S
 from executions.state import ACTIVE, FINISHED
-from routing.decisions import AgentLoad, LatestRun, query_text
+from executions.validation import SubmitError
+from routing.decisions import AgentLoad, LatestRun, RouteRequest, RoutingStrategy, query_text
 from routing.models import AgentConfig, RoutingCorrection
-from routing.router import TaskRouter
+from routing.router import TaskRouter, strategy_for
 
 # Completed tasks per agent that content matching learns from (most recent first).
 HISTORY_LIMIT = 50
@@ -58,3 +61,28 @@ def task_latest_run(task_id: int) -> LatestRun | None:
 
 def task_router(strategy: str | None = None, *, custom=None) -> TaskRouter:
     return TaskRouter(strategy, custom=custom, loads=agent_loads, history=agent_histories, latest_run=task_latest_run)
+
+
+def prepare_routing(strategy: str | None, task=None) -> None:
+    """Before a submit's transaction: let content match embed what it will compare with (``TaskRouter.prepare``)."""
+    try:
+        by_content = strategy_for(strategy=strategy, task=task) == RoutingStrategy.CONTENT_MATCH
+    except ValueError:  # an unknown strategy: refused with its message when the task is routed
+        return
+    if by_content:
+        task_router().prepare()
+
+
+def route_submitted(task, strategy: str | None, *, named: bool = True) -> tuple[AgentConfig, dict]:
+    """The agent for a task being submitted, and the decision to store; ``SubmitError`` when none fits.
+
+    An unnamed task is matched without its placeholder name ("task"): it says nothing about the work.
+    """
+    what = task if named else replace(RouteRequest.for_task(task), name="")
+    try:
+        decision = task_router().decide(what, strategy=strategy or task.routing_strategy or None)
+    except ValueError as exc:  # an unknown strategy name
+        raise SubmitError(str(exc)) from exc
+    if decision.chosen is None:
+        raise SubmitError(f"No suitable agent: {decision.reason}.")
+    return decision.chosen, decision.as_dict()

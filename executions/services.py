@@ -1,23 +1,19 @@
 """Every write to tasks and executions goes through here: views, the API, the admin,
 the CLI, workers and the ServiceRegistry call these same functions."""
 
-from dataclasses import replace
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from executions import live, validation, wakeups
-from executions.agent_activity import task_router
+from executions import agent_activity, live, validation, wakeups
 from executions.errors import not_retried_because
 from executions.models import ConcurrencyGroup, EventKind, Execution, ExecutionEvent, Task
 from executions.models import ExecutionState as S
 from executions.state import ACTIVE, WAITING, InvalidTransition, TransitionConflict, transition
 from executions.validation import SubmitError
-from routing.decisions import RouteRequest, RoutingStrategy
 from routing.models import AgentConfig
-from routing.router import strategy_for
 
 
 def task_create(
@@ -62,25 +58,6 @@ def _timeout_for(agent: AgentConfig, timeout: float | None) -> float:
     )
 
 
-def _routes_by_content(strategy: str | None, task: Task | None) -> bool:
-    try:
-        return strategy_for(strategy=strategy, task=task) == RoutingStrategy.CONTENT_MATCH
-    except ValueError:  # an unknown strategy: refused with its message when the task is routed
-        return False
-
-
-def _route(task: Task, strategy: str | None, *, named: bool = True) -> tuple[AgentConfig, dict]:
-    """The router's choice for ``task``; an unnamed task is matched without its placeholder name "task"."""
-    what = task if named else replace(RouteRequest.for_task(task), name="")
-    try:
-        decision = task_router().decide(what, strategy=strategy or task.routing_strategy or None)
-    except ValueError as exc:  # an unknown strategy name
-        raise SubmitError(str(exc)) from exc
-    if decision.chosen is None:
-        raise SubmitError(f"No suitable agent: {decision.reason}.")
-    return decision.chosen, decision.as_dict()
-
-
 def execution_submit(
     *,
     task: Task | None = None,
@@ -118,8 +95,8 @@ def execution_submit(
     timeout = None if timeout is None else validation.clean_timeout(timeout)
     metadata = validation.clean_json_object(metadata, "metadata")
     state = S.PENDING if hold else S.QUEUED
-    if agent is None and getattr(task, "agent", None) is None and _routes_by_content(strategy, task):
-        task_router().prepare()  # the texts routing compares with, embedded outside the submit's transaction
+    if agent is None and getattr(task, "agent", None) is None:
+        agent_activity.prepare_routing(strategy, task)  # embeddings made outside the submit's transaction
     with transaction.atomic():
         created = task is None
         if created:
@@ -133,7 +110,7 @@ def execution_submit(
             )
         routing = None
         if agent is None:
-            agent, routing = _route(task, strategy, named=bool(name) or not created)
+            agent, routing = agent_activity.route_submitted(task, strategy, named=bool(name) or not created)
         validation.clean_input_for(agent, task.input_data)  # a refusal rolls back the task made above
         now = timezone.now()
         execution = Execution.objects.create(
