@@ -7,7 +7,7 @@
 
 Data: bench/routing_data/*.json, 24 agents of overlapping domains, each with
 72+ labelled in-scope queries (paraphrases sharing no word with the profile,
-typos, short and long, several phrasings per intent) and 320 off-topic queries
+typos, short and long, several phrasings per intent) and 370 off-topic queries
 whose right answer is "nothing here fits". Intents, not queries, are split
 40/60 into dev and test with a fixed seed, so no phrasing of a test intent was
 seen while tuning.
