@@ -18,7 +18,7 @@ from routing.evaluation import evaluate, parse_labelled
 from routing.models import AgentConfig, RoutingCorrection, TextVector
 from routing.vectors import digest
 from tests.conftest import make_operator
-from tests.routing.test_router import agent
+from tests.routing.test_router import make_team
 
 pytestmark = pytest.mark.django_db
 
@@ -27,22 +27,7 @@ SQL_QUERY = "My Postgres query on the orders table takes a minute; can you make 
 
 @pytest.fixture
 def team(db):
-    return {
-        "sql": agent(
-            "sql-analyst",
-            expertise=["sql", "databases", "query optimisation"],
-            role="Database analyst",
-            description="Writes and tunes SQL queries against relational databases.",
-            examples=["Why is this Postgres query slow?"],
-        ),
-        "translator": agent(
-            "translator",
-            expertise=["translation", "french", "german"],
-            role="Translator",
-            description="Translates documents between English, French and German.",
-            examples=["Translate this letter into French."],
-        ),
-    }
+    return make_team()
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ def agent(name, *, expertise=(), role="", description="", examples=(), **fields)
     )
 
 
-@pytest.fixture
-def team(db):
+def make_team() -> dict[str, AgentConfig]:
+    """An SQL analyst, a translator and a code reviewer, each described in plain words (other test modules use it)."""
     return {
         "sql": agent(
             "sql-analyst",
@@ -51,6 +51,11 @@ def team(db):
             examples=["Review this Python function for bugs."],
         ),
     }
+
+
+@pytest.fixture
+def team(db):
+    return make_team()
 
 
 def running(agent_config, count=1):
